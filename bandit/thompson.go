@@ -1,0 +1,175 @@
+package bandit
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// ThompsonConfig tunes the cost-aware Thompson sampling policy.
+type ThompsonConfig struct {
+	// Discount is the forgetting factor applied to every model's evidence at
+	// each observation of the step (0 < Discount <= 1). 0.98 remembers about
+	// the last 50 attempts; 1 never forgets.
+	Discount float64
+	// PriorPass and PriorFail are the Beta prior's pseudo-counts of passing
+	// and failing batches for a model never observed.
+	PriorPass, PriorFail float64
+	// CostPriorMs is the cost assumed for a model never observed; 0 means
+	// "the average of the models observed so far".
+	CostPriorMs float64
+}
+
+// DefaultThompsonConfig is used for parameters a workflow leaves out.
+var DefaultThompsonConfig = ThompsonConfig{Discount: 0.98, PriorPass: 1, PriorFail: 1}
+
+func thompsonConfig(p Params) (ThompsonConfig, error) {
+	cfg := DefaultThompsonConfig
+	known := map[string]*float64{
+		"discount": &cfg.Discount, "prior_pass": &cfg.PriorPass,
+		"prior_fail": &cfg.PriorFail, "cost_prior_ms": &cfg.CostPriorMs,
+	}
+	for k, v := range p {
+		dst, ok := known[k]
+		if !ok {
+			names := make([]string, 0, len(known))
+			for n := range known {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return cfg, fmt.Errorf("thompson: unknown parameter %q; known parameters: %s", k, strings.Join(names, ", "))
+		}
+		*dst = v
+	}
+	switch {
+	case cfg.Discount <= 0 || cfg.Discount > 1:
+		return cfg, fmt.Errorf("thompson: discount must be in (0, 1], got %g", cfg.Discount)
+	case cfg.PriorPass <= 0 || cfg.PriorFail <= 0:
+		return cfg, fmt.Errorf("thompson: prior_pass and prior_fail must be > 0, got %g and %g", cfg.PriorPass, cfg.PriorFail)
+	case cfg.CostPriorMs < 0:
+		return cfg, fmt.Errorf("thompson: cost_prior_ms must be >= 0, got %g", cfg.CostPriorMs)
+	}
+	return cfg, nil
+}
+
+// arm is the discounted evidence about one model.
+type arm struct {
+	pass, fail float64 // discounted counts of passing and failing attempts
+	n          float64 // discounted number of cost observations
+	sumLog     float64 // discounted sum of log(cost)
+	sumLog2    float64 // discounted sum of log(cost)^2
+}
+
+// Thompson is cost-aware Thompson sampling with forgetting. For each
+// decision it samples every model's pass probability from its Beta
+// posterior and its typical cost from the posterior of its mean log-cost,
+// then ranks by sampled cost over sampled pass probability. Discounting all
+// evidence at every observation lets a model that went bad lose its rank
+// and lets a model that recovered be found again.
+type Thompson struct {
+	cfg    ThompsonConfig
+	arms   []arm
+	rng    *rand.Rand
+	beta   distuv.Beta
+	scores []float64
+}
+
+// NewThompson returns the policy for k models.
+func NewThompson(k int, cfg ThompsonConfig, seed uint64) *Thompson {
+	src := rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)
+	return &Thompson{
+		cfg:    cfg,
+		arms:   make([]arm, k),
+		rng:    rand.New(src),
+		beta:   distuv.Beta{Src: src},
+		scores: make([]float64, k),
+	}
+}
+
+// Observe implements Policy.
+func (t *Thompson) Observe(i int, passed bool, cost float64) {
+	g := t.cfg.Discount
+	for j := range t.arms {
+		a := &t.arms[j]
+		a.pass *= g
+		a.fail *= g
+		a.n *= g
+		a.sumLog *= g
+		a.sumLog2 *= g
+	}
+	a := &t.arms[i]
+	if passed {
+		a.pass++
+	} else {
+		a.fail++
+	}
+	l := math.Log(math.Max(cost, 1e-3))
+	a.n++
+	a.sumLog += l
+	a.sumLog2 += l * l
+}
+
+// priorLogCost is the log-cost assumed for a model with no cost evidence.
+func (t *Thompson) priorLogCost() float64 {
+	if t.cfg.CostPriorMs > 0 {
+		return math.Log(t.cfg.CostPriorMs)
+	}
+	var n, s float64
+	for _, a := range t.arms {
+		n += a.n
+		s += a.sumLog
+	}
+	if n == 0 {
+		return 0
+	}
+	return s / n
+}
+
+// logCostPosterior returns the mean and standard deviation of the posterior
+// of a model's mean log-cost. One pseudo-observation at the prior keeps a
+// barely observed model's estimate sane.
+func (t *Thompson) logCostPosterior(a *arm, prior float64) (mean, sd float64) {
+	n := a.n + 1
+	mean = (a.sumLog + prior) / n
+	variance := 1.0 // spread of log-costs assumed before evidence (factor e)
+	if a.n >= 2 {
+		m := a.sumLog / a.n
+		variance = math.Max(a.sumLog2/a.n-m*m, 0.01)
+	}
+	return mean, math.Sqrt(variance / n)
+}
+
+// Rank implements Policy.
+func (t *Thompson) Rank(dst []int) []int {
+	prior := t.priorLogCost()
+	for i := range t.arms {
+		a := &t.arms[i]
+		t.beta.Alpha = t.cfg.PriorPass + a.pass
+		t.beta.Beta = t.cfg.PriorFail + a.fail
+		p := math.Max(t.beta.Rand(), 1e-6)
+		m, sd := t.logCostPosterior(a, prior)
+		c := math.Exp(m + sd*t.rng.NormFloat64())
+		t.scores[i] = c / p
+	}
+	return RankByScore(dst, t.scores)
+}
+
+// Estimates implements Policy.
+func (t *Thompson) Estimates(dst []Estimate) []Estimate {
+	dst = dst[:0]
+	prior := t.priorLogCost()
+	for i := range t.arms {
+		a := &t.arms[i]
+		m, _ := t.logCostPosterior(a, prior)
+		dst = append(dst, Estimate{
+			PassProb: (t.cfg.PriorPass + a.pass) / (t.cfg.PriorPass + t.cfg.PriorFail + a.pass + a.fail),
+			Cost:     math.Exp(m),
+			Pulls:    a.pass + a.fail,
+		})
+	}
+	return dst
+}

@@ -1,0 +1,83 @@
+package schemas
+
+import (
+	"fmt"
+)
+
+// Batch is one Kafka record's worth of records on its way through a step.
+type Batch struct {
+	ID          string
+	Workflow    string
+	Step        string   // the step Attempt and Tried refer to
+	Attempt     int      // attempts made at Step so far
+	Tried       []string // models tried at Step, in order
+	CreatedAtMs int64
+	Records     []map[string]any
+}
+
+// BatchCodec encodes and decodes batches of one record type.
+type BatchCodec struct {
+	*Codec
+	Record string // full name of the record schema
+}
+
+// Encode appends the single-object encoding of b to buf.
+func (c *BatchCodec) Encode(buf []byte, b *Batch) ([]byte, error) {
+	records := make([]any, len(b.Records))
+	for i, r := range b.Records {
+		records[i] = r
+	}
+	tried := make([]any, len(b.Tried))
+	for i, t := range b.Tried {
+		tried[i] = t
+	}
+	native := map[string]any{
+		"batch_id":      b.ID,
+		"workflow":      b.Workflow,
+		"step":          b.Step,
+		"attempt":       int32(b.Attempt),
+		"tried":         tried,
+		"created_at_ms": b.CreatedAtMs,
+		"records":       records,
+	}
+	out, err := c.Codec.Encode(buf, native)
+	if err != nil {
+		return nil, fmt.Errorf("encoding batch %s as %s: %w", b.ID, c.Record, err)
+	}
+	return out, nil
+}
+
+// Decode decodes one message. It returns ErrNotSingleObject for bytes that
+// are not single-object encoded, and an error wrapping ErrUnknownSchema for a
+// message written with another schema.
+func (c *BatchCodec) Decode(msg []byte) (*Batch, error) {
+	fp, err := Fingerprint(msg)
+	if err != nil {
+		return nil, err
+	}
+	if fp != c.fingerprint {
+		return nil, fmt.Errorf("%w %#016x: this step reads batches of %s (fingerprint %#016x); produce with that schema or point the step at the schema you write",
+			ErrUnknownSchema, fp, c.Record, c.fingerprint)
+	}
+	v, err := c.decodeBody(msg[10:])
+	if err != nil {
+		return nil, fmt.Errorf("malformed Avro body for %s: %w", c.Record, err)
+	}
+	m := v.(map[string]any)
+	b := &Batch{
+		ID:          m["batch_id"].(string),
+		Workflow:    m["workflow"].(string),
+		Step:        m["step"].(string),
+		Attempt:     int(m["attempt"].(int32)),
+		CreatedAtMs: m["created_at_ms"].(int64),
+	}
+	for _, t := range m["tried"].([]any) {
+		b.Tried = append(b.Tried, t.(string))
+	}
+	recs := m["records"].([]any)
+	b.Records = make([]map[string]any, len(recs))
+	for i, r := range recs {
+		b.Records[i] = r.(map[string]any)
+	}
+	return b, nil
+}

@@ -1,0 +1,185 @@
+package schemas
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/linkedin/goavro/v2"
+)
+
+//go:embed *.avsc demo/*.avsc
+var embedded embed.FS
+
+// ErrNotSingleObject means the bytes do not start with the Avro
+// single-object marker: they are not a FlexiFlow message at all.
+var ErrNotSingleObject = errors.New("not Avro single-object encoded (missing C3 01 marker)")
+
+// ErrUnknownSchema means the bytes are single-object encoded with a schema
+// fingerprint this reader does not know.
+var ErrUnknownSchema = errors.New("unknown schema fingerprint")
+
+// Registry knows record schemas by their full Avro name ("ns.Name"). The
+// embedded demo schemas are always present; AddFile adds a workflow's own.
+type Registry struct {
+	records map[string]string // full name -> schema JSON
+}
+
+// NewRegistry returns a registry holding the embedded record schemas.
+func NewRegistry() (*Registry, error) {
+	r := &Registry{records: map[string]string{}}
+	files, err := fs.Glob(embedded, "demo/*.avsc")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		b, err := embedded.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := r.Add(string(b)); err != nil {
+			return nil, fmt.Errorf("embedded schema %s: %w", f, err)
+		}
+	}
+	return r, nil
+}
+
+// Add registers a record schema and returns its full name.
+func (r *Registry) Add(schemaJSON string) (string, error) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(schemaJSON), &m); err != nil {
+		return "", fmt.Errorf("schema is not valid JSON: %w", err)
+	}
+	if m["type"] != "record" {
+		return "", fmt.Errorf("schema must be an Avro record (\"type\": \"record\"), got %v", m["type"])
+	}
+	if _, err := goavro.NewCodec(schemaJSON); err != nil {
+		return "", fmt.Errorf("invalid Avro schema: %w", err)
+	}
+	name, _ := m["name"].(string)
+	if name == "" {
+		return "", errors.New("record schema has no name")
+	}
+	if ns, _ := m["namespace"].(string); ns != "" && !strings.Contains(name, ".") {
+		name = ns + "." + name
+	}
+	r.records[name] = schemaJSON
+	return name, nil
+}
+
+// AddFile reads an .avsc file and registers it.
+func (r *Registry) AddFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	name, err := r.Add(string(b))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return name, nil
+}
+
+// Has reports whether a record schema of that full name is known.
+func (r *Registry) Has(name string) bool { _, ok := r.records[name]; return ok }
+
+// Names lists the known record schemas, sorted.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.records))
+	for n := range r.records {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// BatchCodec builds the codec for batches of the named record type.
+func (r *Registry) BatchCodec(recordName string) (*BatchCodec, error) {
+	rec, ok := r.records[recordName]
+	if !ok {
+		return nil, fmt.Errorf("unknown record schema %q; known: %s", recordName, strings.Join(r.Names(), ", "))
+	}
+	env, err := embedded.ReadFile("envelope.avsc")
+	if err != nil {
+		return nil, err
+	}
+	var envelope map[string]any
+	if err := json.Unmarshal(env, &envelope); err != nil {
+		return nil, err
+	}
+	var record any
+	if err := json.Unmarshal([]byte(rec), &record); err != nil {
+		return nil, err
+	}
+	// Name the envelope after its record type so that two record types never
+	// share a batch schema name, and put the record schema in place.
+	envelope["name"] = "Batch_" + strings.ReplaceAll(recordName, ".", "_")
+	for _, f := range envelope["fields"].([]any) {
+		field := f.(map[string]any)
+		if field["name"] == "records" {
+			field["type"] = map[string]any{"type": "array", "items": record}
+		}
+	}
+	full, err := json.Marshal(envelope)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCodec(string(full))
+	if err != nil {
+		return nil, fmt.Errorf("batch schema for %s: %w", recordName, err)
+	}
+	return &BatchCodec{Codec: c, Record: recordName}, nil
+}
+
+// Codec encodes and decodes one schema in single-object encoding.
+type Codec struct {
+	avro        *goavro.Codec
+	fingerprint uint64
+}
+
+func newCodec(schemaJSON string) (*Codec, error) {
+	c, err := goavro.NewCodec(schemaJSON)
+	if err != nil {
+		return nil, err
+	}
+	return &Codec{avro: c, fingerprint: uint64(c.Rabin)}, nil
+}
+
+// Fingerprint is the schema's CRC-64-AVRO fingerprint, as written in every
+// message's header.
+func (c *Codec) Fingerprint() uint64 { return c.fingerprint }
+
+// Schema returns the schema's canonical form.
+func (c *Codec) Schema() string { return c.avro.CanonicalSchema() }
+
+// Encode appends the single-object encoding of native to buf.
+func (c *Codec) Encode(buf []byte, native any) ([]byte, error) {
+	return c.avro.SingleFromNative(buf, native)
+}
+
+// decodeBody decodes an Avro binary body (the bytes after the header).
+func (c *Codec) decodeBody(body []byte) (any, error) {
+	v, rest, err := c.avro.NativeFromBinary(body)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes after the Avro body", len(rest))
+	}
+	return v, nil
+}
+
+// Fingerprint reads the schema fingerprint from a single-object encoded
+// message, or returns ErrNotSingleObject.
+func Fingerprint(msg []byte) (uint64, error) {
+	fp, _, err := goavro.FingerprintFromSOE(msg)
+	if err != nil {
+		return 0, ErrNotSingleObject
+	}
+	return fp, nil
+}

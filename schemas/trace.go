@@ -1,0 +1,153 @@
+package schemas
+
+import (
+	"fmt"
+)
+
+// Trace is one attempt of one model on one batch at one step.
+type Trace struct {
+	AttemptID     string
+	BatchID       string
+	Workflow      string
+	Step          string
+	Model         string
+	RankPosition  int
+	Attempt       int
+	Tried         []string
+	TsUs          int64
+	LatencyUs     int64
+	Records       int
+	RecordsPassed int
+	Verdict       string // pass, fail, error, poison
+	Error         string
+	Assertions    []AssertionCount
+	Outcome       string // next, retry, dlq
+	Leader        string
+	Estimates     []Estimate
+	Features      []FeatureSummary
+}
+
+// Verdicts and outcomes written in traces.
+const (
+	VerdictPass   = "pass"
+	VerdictFail   = "fail"
+	VerdictError  = "error"
+	VerdictPoison = "poison"
+
+	OutcomeNext  = "next"
+	OutcomeRetry = "retry"
+	OutcomeDLQ   = "dlq"
+)
+
+// AssertionCount is how many records of a batch failed one assertion.
+type AssertionCount struct {
+	Name   string
+	Failed int
+}
+
+// Estimate is the policy's view of one model at decision time.
+type Estimate struct {
+	Model    string
+	PassProb float64
+	CostMs   float64
+	Score    float64
+	Pulls    float64
+}
+
+// FeatureSummary summarises one numeric input field over a batch.
+type FeatureSummary struct {
+	Name     string
+	Count    int64
+	Mean     float64
+	Variance float64
+	Min      float64
+	Max      float64
+}
+
+// TraceCodec encodes and decodes traces.
+type TraceCodec struct{ *Codec }
+
+// NewTraceCodec builds the codec for the embedded trace schema.
+func NewTraceCodec() (*TraceCodec, error) {
+	b, err := embedded.ReadFile("trace.avsc")
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCodec(string(b))
+	if err != nil {
+		return nil, err
+	}
+	return &TraceCodec{c}, nil
+}
+
+// Encode appends the single-object encoding of t to buf.
+func (c *TraceCodec) Encode(buf []byte, t *Trace) ([]byte, error) {
+	tried := make([]any, len(t.Tried))
+	for i, s := range t.Tried {
+		tried[i] = s
+	}
+	asserts := make([]any, len(t.Assertions))
+	for i, a := range t.Assertions {
+		asserts[i] = map[string]any{"name": a.Name, "failed": int32(a.Failed)}
+	}
+	ests := make([]any, len(t.Estimates))
+	for i, e := range t.Estimates {
+		ests[i] = map[string]any{"model": e.Model, "pass_prob": e.PassProb, "cost_ms": e.CostMs, "score": e.Score, "pulls": e.Pulls}
+	}
+	feats := make([]any, len(t.Features))
+	for i, f := range t.Features {
+		feats[i] = map[string]any{"name": f.Name, "count": f.Count, "mean": f.Mean, "variance": f.Variance, "min": f.Min, "max": f.Max}
+	}
+	native := map[string]any{
+		"attempt_id": t.AttemptID, "batch_id": t.BatchID, "workflow": t.Workflow, "step": t.Step,
+		"model": t.Model, "rank_position": int32(t.RankPosition), "attempt": int32(t.Attempt),
+		"tried": tried, "ts_us": t.TsUs, "latency_us": t.LatencyUs,
+		"records": int32(t.Records), "records_passed": int32(t.RecordsPassed),
+		"verdict": t.Verdict, "error": t.Error, "assertions": asserts, "outcome": t.Outcome,
+		"leader": t.Leader, "estimates": ests, "features": feats,
+	}
+	return c.Codec.Encode(buf, native)
+}
+
+// Decode decodes one trace message.
+func (c *TraceCodec) Decode(msg []byte) (*Trace, error) {
+	fp, err := Fingerprint(msg)
+	if err != nil {
+		return nil, err
+	}
+	if fp != c.fingerprint {
+		return nil, fmt.Errorf("%w %#016x: not a trace (trace fingerprint %#016x)", ErrUnknownSchema, fp, c.fingerprint)
+	}
+	v, err := c.decodeBody(msg[10:])
+	if err != nil {
+		return nil, fmt.Errorf("malformed trace: %w", err)
+	}
+	m := v.(map[string]any)
+	t := &Trace{
+		AttemptID: m["attempt_id"].(string), BatchID: m["batch_id"].(string),
+		Workflow: m["workflow"].(string), Step: m["step"].(string), Model: m["model"].(string),
+		RankPosition: int(m["rank_position"].(int32)), Attempt: int(m["attempt"].(int32)),
+		TsUs: m["ts_us"].(int64), LatencyUs: m["latency_us"].(int64),
+		Records: int(m["records"].(int32)), RecordsPassed: int(m["records_passed"].(int32)),
+		Verdict: m["verdict"].(string), Error: m["error"].(string), Outcome: m["outcome"].(string),
+		Leader: m["leader"].(string),
+	}
+	for _, s := range m["tried"].([]any) {
+		t.Tried = append(t.Tried, s.(string))
+	}
+	for _, a := range m["assertions"].([]any) {
+		am := a.(map[string]any)
+		t.Assertions = append(t.Assertions, AssertionCount{Name: am["name"].(string), Failed: int(am["failed"].(int32))})
+	}
+	for _, e := range m["estimates"].([]any) {
+		em := e.(map[string]any)
+		t.Estimates = append(t.Estimates, Estimate{Model: em["model"].(string), PassProb: em["pass_prob"].(float64),
+			CostMs: em["cost_ms"].(float64), Score: em["score"].(float64), Pulls: em["pulls"].(float64)})
+	}
+	for _, f := range m["features"].([]any) {
+		fm := f.(map[string]any)
+		t.Features = append(t.Features, FeatureSummary{Name: fm["name"].(string), Count: fm["count"].(int64),
+			Mean: fm["mean"].(float64), Variance: fm["variance"].(float64), Min: fm["min"].(float64), Max: fm["max"].(float64)})
+	}
+	return t, nil
+}

@@ -1,0 +1,290 @@
+package summary
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flexiflow/flexiflow/schemas"
+)
+
+// Report is the summary of one run.
+type Report struct {
+	Workflow         string        `json:"workflow"`
+	Produced         int           `json:"produced"`
+	Delivered        int           `json:"delivered"`
+	DeadLettered     int           `json:"dead_lettered"`
+	Duplicates       int           `json:"duplicates"` // batches seen in more than one final place, or twice in one
+	Lost             int           `json:"lost"`       // produced batches found in no final place
+	WallSeconds      float64       `json:"wall_seconds"`
+	BatchesPerSecond float64       `json:"batches_per_second"`
+	Phases           []PhaseReport `json:"phases"`
+	Steps            []StepReport  `json:"steps"`
+}
+
+// PhaseReport is the workflow's result over one phase of the input.
+type PhaseReport struct {
+	Name              string   `json:"name"`
+	Batches           int      `json:"batches"`
+	Delivered         int      `json:"delivered"`
+	DeadLettered      int      `json:"dead_lettered"`
+	DeliveredFraction float64  `json:"delivered_fraction"`
+	Accuracy          *float64 `json:"accuracy,omitempty"` // of delivered records, when a quality function is set
+}
+
+// StepReport is one step's result.
+type StepReport struct {
+	Name             string            `json:"name"`
+	BatchesIn        int               `json:"batches_in"`
+	Delivered        int               `json:"delivered"` // passed on to the next topic
+	DeadLettered     int               `json:"dead_lettered"`
+	Attempts         int               `json:"attempts"`
+	AttemptsPerBatch float64           `json:"attempts_per_batch"`
+	FirstTryPassRate float64           `json:"first_try_pass_rate"`
+	InitialLeader    string            `json:"initial_leader"`
+	FinalLeader      string            `json:"final_leader"`
+	Phases           []StepPhaseReport `json:"phases"`
+	Switches         []Switch          `json:"switches"`
+}
+
+// StepPhaseReport is one step over one phase of the input.
+type StepPhaseReport struct {
+	Name             string             `json:"name"`
+	Batches          int                `json:"batches"`
+	AttemptsPerBatch float64            `json:"attempts_per_batch"`
+	FirstTryEarly    float64            `json:"first_try_pass_rate_early"` // first half of the phase
+	FirstTryLate     float64            `json:"first_try_pass_rate_late"`  // second half
+	Share            map[string]float64 `json:"model_share"`               // of the batches the step passed, who served them
+	Leader           string             `json:"leader_at_end"`
+}
+
+// Switch is a change of a step's top-ranked model.
+type Switch struct {
+	Decision  int                `json:"decision"` // index of the step's decision at which it happened
+	BatchID   string             `json:"batch_id"`
+	Phase     string             `json:"phase"`
+	At        time.Time          `json:"at"`
+	From      string             `json:"from"`
+	To        string             `json:"to"`
+	Estimates []schemas.Estimate `json:"estimates"`
+}
+
+// Report builds the report for the batches the producer wrote (ids in
+// order) and the phases in order.
+func (c *Collector) Report(produced []string, phases []string, wall time.Duration) Report {
+	r := Report{Workflow: c.wf.Name, Produced: len(produced), WallSeconds: wall.Seconds()}
+	if wall > 0 {
+		r.BatchesPerSecond = float64(len(produced)) / wall.Seconds()
+	}
+	if len(phases) == 0 {
+		phases = []string{"all"}
+	}
+	c.mu.Lock()
+	ph := map[string]*PhaseReport{}
+	for _, name := range phases {
+		p := &PhaseReport{Name: name}
+		if q := c.quality[name]; q[1] > 0 {
+			acc := float64(q[0]) / float64(q[1])
+			p.Accuracy = &acc
+		}
+		ph[name] = p
+	}
+	for _, id := range produced {
+		p := ph[c.opts.PhaseOf(id)]
+		if p == nil {
+			continue
+		}
+		p.Batches++
+		_, dead := c.dead[id]
+		switch {
+		case c.delivered[id] && dead:
+			r.Duplicates++
+		case c.delivered[id]:
+			p.Delivered++
+		case dead:
+			p.DeadLettered++
+		default:
+			r.Lost++
+		}
+	}
+	r.Duplicates += c.deadDup
+	c.mu.Unlock()
+	for _, name := range phases {
+		p := ph[name]
+		if p.Batches > 0 {
+			p.DeliveredFraction = float64(p.Delivered) / float64(p.Batches)
+		}
+		r.Delivered += p.Delivered
+		r.DeadLettered += p.DeadLettered
+		r.Phases = append(r.Phases, *p)
+	}
+	for _, s := range c.wf.Steps {
+		r.Steps = append(r.Steps, c.stepReport(s.Name, phases))
+	}
+	return r
+}
+
+func (c *Collector) stepReport(step string, phases []string) StepReport {
+	traces := c.Traces(step)
+	sr := StepReport{Name: step, Switches: []Switch{}}
+	seen, next, dead := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	type phaseAcc struct {
+		batches  map[string]bool
+		attempts int
+		first    []bool // first-attempt verdicts in order
+		served   map[string]int
+		passed   int
+		leader   string
+	}
+	acc := map[string]*phaseAcc{}
+	for _, name := range phases {
+		acc[name] = &phaseAcc{batches: map[string]bool{}, served: map[string]int{}}
+	}
+	firstPass, firstN := 0, 0
+	leader := ""
+	for i, t := range traces {
+		phase := c.opts.PhaseOf(t.BatchID)
+		a := acc[phase]
+		if a == nil {
+			a = &phaseAcc{batches: map[string]bool{}, served: map[string]int{}}
+			acc[phase] = a
+		}
+		seen[t.BatchID] = true
+		a.batches[t.BatchID] = true
+		if t.Model != "" {
+			sr.Attempts++
+			a.attempts++
+		}
+		if t.Attempt == 1 && t.Model != "" {
+			firstN++
+			a.first = append(a.first, t.Verdict == schemas.VerdictPass)
+			if t.Verdict == schemas.VerdictPass {
+				firstPass++
+			}
+		}
+		switch t.Outcome {
+		case schemas.OutcomeNext:
+			next[t.BatchID] = true
+			a.served[t.Model]++
+			a.passed++
+		case schemas.OutcomeDLQ:
+			dead[t.BatchID] = true
+		}
+		if t.Leader != "" && t.Leader != leader {
+			if leader == "" {
+				sr.InitialLeader = t.Leader
+			} else {
+				sr.Switches = append(sr.Switches, Switch{Decision: i, BatchID: t.BatchID, Phase: phase,
+					At: time.UnixMicro(t.TsUs).UTC(), From: leader, To: t.Leader, Estimates: t.Estimates})
+			}
+			leader = t.Leader
+		}
+		a.leader = leader
+	}
+	sr.FinalLeader = leader
+	sr.BatchesIn, sr.Delivered, sr.DeadLettered = len(seen), len(next), len(dead)
+	if sr.BatchesIn > 0 {
+		sr.AttemptsPerBatch = float64(sr.Attempts) / float64(sr.BatchesIn)
+	}
+	if firstN > 0 {
+		sr.FirstTryPassRate = float64(firstPass) / float64(firstN)
+	}
+	for _, name := range phases {
+		a := acc[name]
+		p := StepPhaseReport{Name: name, Batches: len(a.batches), Share: map[string]float64{}, Leader: a.leader}
+		if p.Batches > 0 {
+			p.AttemptsPerBatch = float64(a.attempts) / float64(p.Batches)
+		}
+		half := len(a.first) / 2
+		p.FirstTryEarly, p.FirstTryLate = rate(a.first[:half]), rate(a.first[half:])
+		for m, n := range a.served {
+			p.Share[m] = float64(n) / float64(a.passed)
+		}
+		sr.Phases = append(sr.Phases, p)
+	}
+	return sr
+}
+
+func rate(vs []bool) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	n := 0
+	for _, v := range vs {
+		if v {
+			n++
+		}
+	}
+	return float64(n) / float64(len(vs))
+}
+
+// WriteTable prints the report for people.
+func (r Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "\nworkflow %s: %d batches produced, %d delivered, %d dead-lettered, %d lost, %d duplicates in %.1fs (%.0f batches/s)\n",
+		r.Workflow, r.Produced, r.Delivered, r.DeadLettered, r.Lost, r.Duplicates, r.WallSeconds, r.BatchesPerSecond)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nphase\tbatches\tdelivered\tdead-lettered\tdelivered %\taccuracy")
+	for _, p := range r.Phases {
+		acc := "-"
+		if p.Accuracy != nil {
+			acc = fmt.Sprintf("%.1f%%", 100**p.Accuracy)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\n", p.Name, p.Batches, p.Delivered, p.DeadLettered, 100*p.DeliveredFraction, acc)
+	}
+	tw.Flush()
+	for _, s := range r.Steps {
+		fmt.Fprintf(w, "\nstep %s: %d batches in, %d passed on, %d dead-lettered, %.2f attempts/batch, first-try pass rate %.1f%%\n",
+			s.Name, s.BatchesIn, s.Delivered, s.DeadLettered, s.AttemptsPerBatch, 100*s.FirstTryPassRate)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  phase\tbatches\tattempts/batch\tfirst-try pass early→late\tleader at end\tserved by")
+		for _, p := range s.Phases {
+			fmt.Fprintf(tw, "  %s\t%d\t%.2f\t%.0f%% → %.0f%%\t%s\t%s\n", p.Name, p.Batches, p.AttemptsPerBatch,
+				100*p.FirstTryEarly, 100*p.FirstTryLate, p.Leader, shares(p.Share))
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "  top-ranked model: %s at start", orDash(s.InitialLeader))
+		if len(s.Switches) == 0 {
+			fmt.Fprintln(w, ", no switches")
+		} else {
+			fmt.Fprintf(w, ", %d switches:\n", len(s.Switches))
+		}
+		for _, sw := range s.Switches {
+			fmt.Fprintf(w, "    decision %d (batch %s, phase %s): %s → %s  [%s]\n", sw.Decision, sw.BatchID, sw.Phase, sw.From, sw.To, estimates(sw.Estimates))
+		}
+	}
+}
+
+func shares(m map[string]float64) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var kvs []kv
+	for k, v := range m {
+		kvs = append(kvs, kv{k, v})
+	}
+	sort.Slice(kvs, func(i, j int) bool { return kvs[i].v > kvs[j].v })
+	parts := make([]string, len(kvs))
+	for i, e := range kvs {
+		parts[i] = fmt.Sprintf("%s %.0f%%", e.k, 100*e.v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func estimates(es []schemas.Estimate) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = fmt.Sprintf("%s p=%.2f c=%.2fms c/p=%.2f", e.Model, e.PassProb, e.CostMs, e.Score)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

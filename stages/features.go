@@ -1,0 +1,89 @@
+package stages
+
+import (
+	"math"
+	"sort"
+
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages/models"
+)
+
+// summarize computes count, mean, variance, min and max of every numeric
+// field of the records (list fields pooled over their elements), sorted by
+// name: the compact input summary each trace carries for drift queries.
+func summarize(records []models.Record) []schemas.FeatureSummary {
+	acc := map[string]*welford{}
+	add := func(name string, x float64) {
+		w := acc[name]
+		if w == nil {
+			w = &welford{min: math.Inf(1), max: math.Inf(-1)}
+			acc[name] = w
+		}
+		w.add(x)
+	}
+	for _, r := range records {
+		for k, v := range r {
+			if x, ok := number(v); ok {
+				add(k, x)
+				continue
+			}
+			switch l := v.(type) {
+			case []any:
+				for _, e := range l {
+					if x, ok := number(e); ok {
+						add(k, x)
+					}
+				}
+			case []float64:
+				for _, x := range l {
+					add(k, x)
+				}
+			}
+		}
+	}
+	out := make([]schemas.FeatureSummary, 0, len(acc))
+	for name, w := range acc {
+		out = append(out, schemas.FeatureSummary{Name: name, Count: w.n, Mean: w.mean, Variance: w.variance(), Min: w.min, Max: w.max})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+// welford accumulates mean and variance in one pass.
+type welford struct {
+	n        int64
+	mean, m2 float64
+	min, max float64
+}
+
+func (w *welford) add(x float64) {
+	w.n++
+	d := x - w.mean
+	w.mean += d / float64(w.n)
+	w.m2 += d * (x - w.mean)
+	w.min = math.Min(w.min, x)
+	w.max = math.Max(w.max, x)
+}
+
+func (w *welford) variance() float64 {
+	if w.n < 2 {
+		return 0
+	}
+	return w.m2 / float64(w.n-1)
+}

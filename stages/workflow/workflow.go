@@ -1,0 +1,358 @@
+package workflow
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults applied to fields a workflow file leaves out.
+const (
+	DefaultPartitions      = 3
+	DefaultTimeout         = 5 * time.Second
+	DefaultMinPassFraction = 1.0
+	DefaultPolicy          = "thompson"
+)
+
+// Model kinds a workflow may name.
+const KindBuiltin = "builtin"
+
+var knownKinds = []string{KindBuiltin}
+
+// Workflow is a parsed, defaulted and checked workflow file.
+type Workflow struct {
+	Name        string   `yaml:"workflow"`
+	Description string   `yaml:"description"`
+	InputSchema string   `yaml:"input_schema"`
+	Schemas     []string `yaml:"schemas"`    // extra .avsc files, relative to the workflow file
+	Partitions  int      `yaml:"partitions"` // for topics FlexiFlow creates
+	Topics      struct {
+		Out    string `yaml:"out"`
+		Traces string `yaml:"traces"`
+	} `yaml:"topics"`
+	Steps []*Step `yaml:"steps"`
+
+	// File is where the workflow was read from ("<embedded>" for the demo).
+	File string `yaml:"-"`
+	root *yaml.Node
+}
+
+// Step is one stage of the workflow.
+type Step struct {
+	Name         string     `yaml:"name"`
+	Description  string     `yaml:"description"`
+	OutputSchema string     `yaml:"output_schema"`
+	Models       []*Model   `yaml:"models"`
+	Policy       Policy     `yaml:"policy"`
+	Assertions   Assertions `yaml:"assertions"`
+	Topics       StepTopics `yaml:"topics"`
+	InputSchema  string     `yaml:"-"` // the workflow's input, or the previous step's output
+	Output       string     `yaml:"-"` // the next step's In, or the workflow's Out
+	Index        int        `yaml:"-"`
+	Group        string     `yaml:"-"` // consumer group: <workflow>.<step>
+}
+
+// StepTopics overrides a step's topic names.
+type StepTopics struct {
+	In    string `yaml:"in"`
+	Retry string `yaml:"retry"`
+	DLQ   string `yaml:"dlq"`
+}
+
+// Model is one alternative model of a step.
+type Model struct {
+	Name    string         `yaml:"name"`
+	Kind    string         `yaml:"kind"`    // builtin
+	Builtin string         `yaml:"builtin"` // registered name for kind builtin; defaults to Name
+	Options map[string]any `yaml:"options"`
+	Timeout Duration       `yaml:"timeout"`
+}
+
+// Policy selects and tunes a step's bandit.
+type Policy struct {
+	Name   string             `yaml:"name"`
+	Seed   uint64             `yaml:"seed"`
+	Params map[string]float64 `yaml:"params"`
+}
+
+// Assertions judge a model's answer for one batch.
+type Assertions struct {
+	// Records are CEL predicates over `input` and `output`, one record pair at
+	// a time; a record passes when every predicate holds.
+	Records []Assertion `yaml:"records"`
+	Batch   BatchRule   `yaml:"batch"`
+}
+
+// Assertion is one named CEL predicate.
+type Assertion struct {
+	Name string `yaml:"name"`
+	Expr string `yaml:"expr"`
+}
+
+// BatchRule decides a batch's verdict from its records' verdicts.
+type BatchRule struct {
+	// MinPassFraction is the least fraction of records that must pass.
+	MinPassFraction *float64 `yaml:"min_pass_fraction"`
+	// Expr is an optional CEL predicate over `batch` aggregates.
+	Expr string `yaml:"expr"`
+}
+
+// Duration is a time.Duration written as "500ms", "2s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration; write it like 500ms, 2s or 1m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Topics lists every topic the workflow uses, in a stable order.
+func (w *Workflow) AllTopics() []string {
+	var out []string
+	for _, s := range w.Steps {
+		out = append(out, s.Topics.In, s.Topics.Retry, s.Topics.DLQ)
+	}
+	return append(out, w.Topics.Out, w.Topics.Traces)
+}
+
+// Step returns the step called name.
+func (w *Workflow) Step(name string) (*Step, error) {
+	var names []string
+	for _, s := range w.Steps {
+		if s.Name == name {
+			return s, nil
+		}
+		names = append(names, s.Name)
+	}
+	return nil, fmt.Errorf("workflow %q has no step %q; its steps are: %s", w.Name, name, strings.Join(names, ", "))
+}
+
+// Load reads, defaults and checks the workflow file at path.
+func Load(path string) (*Workflow, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading workflow: %w", err)
+	}
+	w, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for i, s := range w.Schemas {
+		if !filepath.IsAbs(s) {
+			w.Schemas[i] = filepath.Join(dir, s)
+		}
+	}
+	return w, nil
+}
+
+// Parse parses workflow YAML; file names the source in error messages.
+func Parse(file string, data []byte) (*Workflow, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: not valid YAML: %w", file, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, fmt.Errorf("%s: the file is empty; start it with `workflow: <name>` and a `steps:` list", file)
+	}
+	w := &Workflow{File: file, root: &root}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(w); err != nil {
+		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
+	}
+	if err := w.defaultAndCheck(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func (w *Workflow) defaultAndCheck() error {
+	var errs []error
+	bad := func(path []any, format string, args ...any) { errs = append(errs, w.Errorf(path, format, args...)) }
+
+	if !nameRE.MatchString(w.Name) {
+		bad([]any{"workflow"}, "workflow name %q must be letters, digits, '_' or '-' (it prefixes topic and group names)", w.Name)
+	}
+	if w.InputSchema == "" {
+		bad([]any{"input_schema"}, "input_schema is missing: name the Avro record schema of the first step's input, e.g. flexiflow.demo.DigitImage")
+	}
+	if w.Partitions == 0 {
+		w.Partitions = DefaultPartitions
+	} else if w.Partitions < 0 {
+		bad([]any{"partitions"}, "partitions must be positive, got %d", w.Partitions)
+	}
+	if w.Topics.Out == "" {
+		w.Topics.Out = w.Name + ".out"
+	}
+	if w.Topics.Traces == "" {
+		w.Topics.Traces = w.Name + ".traces"
+	}
+	if len(w.Steps) == 0 {
+		bad([]any{"steps"}, "the workflow has no steps; add a `steps:` list with at least one step")
+	}
+	seen := map[string]bool{}
+	for i, s := range w.Steps {
+		path := []any{"steps", i}
+		if !nameRE.MatchString(s.Name) {
+			bad(append(path, "name"), "step name %q must be letters, digits, '_' or '-'", s.Name)
+		}
+		if seen[s.Name] {
+			bad(append(path, "name"), "step name %q is used twice; step names must be unique", s.Name)
+		}
+		seen[s.Name] = true
+		s.Index = i
+		s.Group = w.Name + "." + s.Name
+		if s.OutputSchema == "" {
+			bad(path, "step %q has no output_schema: name the Avro record schema its models produce", s.Name)
+		}
+		if s.Topics.In == "" {
+			s.Topics.In = w.Name + "." + s.Name + ".in"
+		}
+		if s.Topics.Retry == "" {
+			s.Topics.Retry = w.Name + "." + s.Name + ".retry"
+		}
+		if s.Topics.DLQ == "" {
+			s.Topics.DLQ = w.Name + "." + s.Name + ".dlq"
+		}
+		if s.Policy.Name == "" {
+			s.Policy.Name = DefaultPolicy
+		}
+		if s.Policy.Seed == 0 {
+			s.Policy.Seed = uint64(i + 1)
+		}
+		w.checkModels(s, path, bad)
+		w.checkAssertions(s, path, bad)
+	}
+	for i, s := range w.Steps {
+		if i == 0 {
+			s.InputSchema = w.InputSchema
+		} else {
+			s.InputSchema = w.Steps[i-1].OutputSchema
+		}
+		if i+1 < len(w.Steps) {
+			s.Output = w.Steps[i+1].Topics.In
+		} else {
+			s.Output = w.Topics.Out
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Workflow) checkModels(s *Step, path []any, bad func([]any, string, ...any)) {
+	if len(s.Models) == 0 {
+		bad(path, "step %q has no models; list at least one under `models:`", s.Name)
+	}
+	names := map[string]bool{}
+	for j, m := range s.Models {
+		mp := append(append([]any{}, path...), "models", j)
+		if !nameRE.MatchString(m.Name) {
+			bad(append(mp, "name"), "model name %q must be letters, digits, '_' or '-' (it appears in headers as a comma-separated list)", m.Name)
+		}
+		if names[m.Name] {
+			bad(append(mp, "name"), "model name %q is used twice in step %q", m.Name, s.Name)
+		}
+		names[m.Name] = true
+		if m.Kind == "" {
+			m.Kind = KindBuiltin
+		}
+		known := false
+		for _, k := range knownKinds {
+			known = known || k == m.Kind
+		}
+		if !known {
+			bad(append(mp, "kind"), "unknown model kind %q; known kinds: %s", m.Kind, strings.Join(knownKinds, ", "))
+		}
+		if m.Kind == KindBuiltin && m.Builtin == "" {
+			m.Builtin = m.Name
+		}
+		if m.Timeout == 0 {
+			m.Timeout = Duration(DefaultTimeout)
+		} else if m.Timeout < 0 {
+			bad(append(mp, "timeout"), "timeout must be positive")
+		}
+	}
+}
+
+func (w *Workflow) checkAssertions(s *Step, path []any, bad func([]any, string, ...any)) {
+	ap := append(append([]any{}, path...), "assertions")
+	names := map[string]bool{}
+	for j, a := range s.Assertions.Records {
+		if a.Name == "" {
+			a.Name = fmt.Sprintf("assertion%d", j+1)
+			s.Assertions.Records[j].Name = a.Name
+		}
+		if names[a.Name] {
+			bad(append(ap, "records", j, "name"), "assertion name %q is used twice in step %q", a.Name, s.Name)
+		}
+		names[a.Name] = true
+		if strings.TrimSpace(a.Expr) == "" {
+			bad(append(ap, "records", j), "assertion %q has no expr; write a CEL predicate over input and output, e.g. output.confidence >= 0.6", a.Name)
+		}
+	}
+	if f := s.Assertions.Batch.MinPassFraction; f == nil {
+		v := DefaultMinPassFraction
+		s.Assertions.Batch.MinPassFraction = &v
+	} else if *f < 0 || *f > 1 {
+		bad(append(ap, "batch", "min_pass_fraction"), "min_pass_fraction must be between 0 and 1, got %g", *f)
+	}
+}
+
+// Errorf formats an error that points at the file and line of the YAML node
+// at path (keys and list indices from the document root), falling back to
+// the nearest enclosing node that exists.
+func (w *Workflow) Errorf(path []any, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if line := w.Line(path...); line > 0 {
+		return fmt.Errorf("%s:%d: %s", w.File, line, msg)
+	}
+	return fmt.Errorf("%s: %s", w.File, msg)
+}
+
+// Line returns the line of the YAML node at path, or of its nearest existing
+// ancestor; 0 when unknown.
+func (w *Workflow) Line(path ...any) int {
+	if w.root == nil || len(w.root.Content) == 0 {
+		return 0
+	}
+	n := w.root.Content[0]
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						line = n.Content[i].Line
+						next = n.Content[i+1]
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}

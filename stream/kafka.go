@@ -1,0 +1,82 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kzap"
+	"go.uber.org/zap"
+)
+
+// Config says how to reach Kafka.
+type Config struct {
+	Brokers []string
+	// Log receives the Kafka client's own warnings and errors.
+	Log *zap.Logger
+	// ConnectTimeout bounds how long Ping waits for a broker to answer.
+	ConnectTimeout time.Duration
+}
+
+// ClientOpts returns the options every FlexiFlow client starts from.
+func (c Config) ClientOpts() []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.AllowAutoTopicCreation(),
+	}
+	if c.Log != nil {
+		opts = append(opts, kgo.WithLogger(kzap.New(c.Log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))))
+	}
+	return opts
+}
+
+// Ping checks that the brokers answer, with a message that says what to do
+// when they do not.
+func Ping(ctx context.Context, cfg Config) error {
+	if len(cfg.Brokers) == 0 {
+		return errors.New("no Kafka brokers given: pass --brokers host:port[,host:port] or leave it out to use the embedded broker")
+	}
+	timeout := cfg.ConnectTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	cl, err := kgo.NewClient(append(cfg.ClientOpts(), kgo.RetryTimeout(timeout))...)
+	if err != nil {
+		return fmt.Errorf("kafka client for %s: %w", strings.Join(cfg.Brokers, ","), err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("cannot reach Kafka at %s within %s: %w; check the address and that the broker is running",
+			strings.Join(cfg.Brokers, ","), timeout, err)
+	}
+	return nil
+}
+
+// EnsureTopics creates the topics that do not exist yet, each with the given
+// number of partitions. Topics that exist are left as they are.
+func EnsureTopics(ctx context.Context, cfg Config, partitions int, topics ...string) error {
+	cl, err := kgo.NewClient(cfg.ClientOpts()...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopics(ctx, int32(partitions), -1, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("creating topics on %s: %w", strings.Join(cfg.Brokers, ","), err)
+	}
+	var errs []error
+	for _, t := range resp.Sorted() {
+		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("creating topic %q: %w (create it yourself with %d partitions, or let FlexiFlow's user create topics)", t.Topic, t.Err, partitions))
+		}
+	}
+	return errors.Join(errs...)
+}
