@@ -1,0 +1,154 @@
+package bandit
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// arm is a simulated model: it passes with probability p and costs c ms.
+type simArm struct{ p, c float64 }
+
+// play runs n cascade decisions against arms and returns how often each
+// model was ranked first over the last quarter.
+func play(pol Policy, arms []simArm, n int, rng *rand.Rand) []int {
+	first := make([]int, len(arms))
+	var rank []int
+	for t := 0; t < n; t++ {
+		rank = pol.Rank(rank)
+		for _, i := range rank { // the cascade: try in order until one passes
+			pass := rng.Float64() < arms[i].p
+			pol.Observe(i, pass, arms[i].c*(0.8+0.4*rng.Float64()))
+			if pass {
+				break
+			}
+		}
+		if t >= 3*n/4 {
+			first[rank[0]]++
+		}
+	}
+	return first
+}
+
+func TestConvergesToCostOverPassOrder(t *testing.T) {
+	// c/p: cheap 5/0.5=10, mid 8/0.95≈8.4, dear 40/0.99≈40. mid is best.
+	arms := []simArm{{p: 0.5, c: 5}, {p: 0.95, c: 8}, {p: 0.99, c: 40}}
+	pol, err := New("thompson", len(arms), nil, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := play(pol, arms, 4000, rand.New(rand.NewPCG(1, 2)))
+	if share := float64(first[1]) / 1000; share < 0.7 {
+		t.Errorf("model with the lowest cost/pass ranked first %.0f%% of the time late on, want ≥ 70%% (counts %v)", 100*share, first)
+	}
+	est := pol.Estimates(nil)
+	if est[1].Score() >= est[0].Score() || est[1].Score() >= est[2].Score() {
+		t.Errorf("estimates do not order mid first: %+v", est)
+	}
+}
+
+func TestFollowsAnAbruptSwap(t *testing.T) {
+	arms := []simArm{{p: 0.95, c: 5}, {p: 0.95, c: 20}}
+	pol, _ := New("thompson", 2, nil, 3)
+	rng := rand.New(rand.NewPCG(5, 6))
+	if first := play(pol, arms, 1000, rng); first[0] < 200 {
+		t.Fatalf("before the swap the cheap model should lead: %v", first)
+	}
+	arms[0].p = 0.05 // the cheap model degrades: c/p goes from 5 to 100, against 21 for the other
+	leader := NewLeader(0.1)
+	leader.Update(pol.Estimates(nil))
+	var rank []int
+	switched := -1
+	for t := 0; t < 400 && switched < 0; t++ {
+		rank = pol.Rank(rank)
+		for _, i := range rank {
+			pass := rng.Float64() < arms[i].p
+			pol.Observe(i, pass, arms[i].c)
+			if pass {
+				break
+			}
+		}
+		if changed, _ := leader.Update(pol.Estimates(nil)); changed && leader.Current() == 1 {
+			switched = t
+		}
+	}
+	if switched < 0 || switched > 100 {
+		t.Errorf("leader switched to the robust model after %d decisions, want within 100", switched)
+	}
+}
+
+func TestDeterministicGivenSeed(t *testing.T) {
+	run := func() []int {
+		pol, _ := New("thompson", 4, Params{"discount": 0.95}, 42)
+		var out, rank []int
+		for i := 0; i < 200; i++ {
+			rank = pol.Rank(rank)
+			out = append(out, rank...)
+			pol.Observe(rank[0], i%3 != 0, float64(1+rank[0]))
+		}
+		return out
+	}
+	if a, b := run(), run(); !slices.Equal(a, b) {
+		t.Error("same seed and observations gave different rankings")
+	}
+}
+
+func TestParams(t *testing.T) {
+	cases := []struct {
+		p    Params
+		name string
+		ok   bool
+	}{
+		{nil, "thompson", true},
+		{Params{"discount": 1}, "", true},
+		{Params{"discount": 0}, "thompson", false},
+		{Params{"prior_fail": -1}, "thompson", false},
+		{Params{"discont": 0.9}, "thompson", false},
+		{nil, "oracle-of-delphi", false},
+	}
+	for _, c := range cases {
+		_, err := New(c.name, 3, c.p, 1)
+		if (err == nil) != c.ok {
+			t.Errorf("New(%q, %v): err %v, want ok=%v", c.name, c.p, err, c.ok)
+		}
+	}
+}
+
+func TestLeaderHysteresis(t *testing.T) {
+	l := NewLeader(0.1)
+	est := []Estimate{{PassProb: 1, Cost: 10, Pulls: 5}, {PassProb: 1, Cost: 9.5, Pulls: 5}}
+	if changed, _ := l.Update(est); changed || l.Current() != 1 {
+		t.Fatalf("first update elects without a switch; leader %d", l.Current())
+	}
+	est[0].Cost = 9 // better, but by less than 10%
+	if changed, _ := l.Update(est); changed {
+		t.Error("switched on a 5% difference")
+	}
+	est[0].Cost = 5
+	if changed, from := l.Update(est); !changed || from != 1 || l.Current() != 0 {
+		t.Errorf("did not switch on a 47%% difference: changed=%v from=%d now=%d", changed, from, l.Current())
+	}
+}
+
+func TestRankAllocatesNothing(t *testing.T) {
+	pol, _ := New("thompson", 8, nil, 1)
+	for i := 0; i < 8; i++ {
+		pol.Observe(i, i%2 == 0, float64(i+1))
+	}
+	rank := make([]int, 0, 8)
+	if a := testing.AllocsPerRun(100, func() { rank = pol.Rank(rank) }); a != 0 {
+		t.Errorf("Rank allocates %.1f times per decision, want 0", a)
+	}
+}
+
+func BenchmarkRank8(b *testing.B) {
+	pol, _ := New("thompson", 8, nil, 1)
+	for i := 0; i < 64; i++ {
+		pol.Observe(i%8, i%3 != 0, float64(i%8+1))
+	}
+	rank := make([]int, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		rank = pol.Rank(rank)
+	}
+}

@@ -1,0 +1,72 @@
+package stages_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/workflow"
+	"github.com/flexiflow/flexiflow/stream"
+)
+
+// TestCompileErrors checks that mistakes only compiling can find (CEL,
+// model names, schemas, policy parameters) point at the workflow's lines.
+func TestCompileErrors(t *testing.T) {
+	base := oneStep("good", 1) // line 11 is the assertion's expr, line 15 the first model
+	cases := []struct {
+		name, from, to, want string
+	}{
+		{"CEL syntax", "output.score >= 0.5", "output.score >=", "wf.yaml:11: step \"score\": assertion \"high\" does not compile"},
+		{"CEL type", "output.score >= 0.5", "size(output) + 1", "wf.yaml:11: step \"score\": assertion \"high\" does not compile"},
+		{"unknown builtin", "{name: good,", "{name: gone,", "wf.yaml:15: step \"score\" model \"gone\": no built-in model \"gone\""},
+		{"unknown schema", "output_schema: flexiflow.test.Scored", "output_schema: flexiflow.test.Nope", "wf.yaml:7: step \"score\": unknown record schema \"flexiflow.test.Nope\""},
+		{"missing schema file", "scored.avsc]", "missing.avsc]", "wf.yaml:3: open"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := compile(t, strings.Replace(base, c.from, c.to, 1))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v\nwant it to contain %q", err, c.want)
+			}
+		})
+	}
+	t.Run("policy parameter", func(t *testing.T) {
+		steps, err := compile(t, strings.Replace(base, "    models:\n", "    policy: {name: thompson, params: {discount: 2}}\n    models:\n", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = stages.NewStage(steps[0], stream.Config{Brokers: []string{"127.0.0.1:1"}})
+		if err == nil || !strings.Contains(err.Error(), "wf.yaml:14: step \"score\": thompson: discount must be in (0, 1]") {
+			t.Errorf("got %v", err)
+		}
+	})
+}
+
+func compile(t *testing.T, yaml string) ([]*stages.Step, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"item.avsc", "scored.avsc"} {
+		b, _ := os.ReadFile(filepath.Join("testdata", f))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	path := filepath.Join(dir, "wf.yaml")
+	os.WriteFile(path, []byte(yaml), 0o644)
+	wf, err := workflow.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := schemas.NewRegistry()
+	steps, err := stages.Compile(wf, stages.Deps{Models: testModels(), Schemas: reg})
+	if err != nil {
+		// Errors name the file by its full path; tests compare the base name.
+		return nil, errString(strings.ReplaceAll(err.Error(), dir+"/", ""))
+	}
+	return steps, nil
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
