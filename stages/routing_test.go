@@ -1,6 +1,7 @@
 package stages_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stream"
+	"github.com/flexiflow/flexiflow/stream/streamtest"
 )
 
 // TestRouting drives one batch through a step whose models are tried in
@@ -30,65 +32,75 @@ func TestRouting(t *testing.T) {
 		{"wrong record count is a failed attempt", "short", ".dlq", "short", []string{"error/dlq"}, "returned 0 records for 4 inputs"},
 		{"timeout reason reaches the dlq", "bad,hang", ".dlq", "bad,hang", []string{"fail/retry", "error/dlq"}, "timed out after 200ms"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			e := startEnv(t, oneStep(c.models, 1), true)
-			ids := e.produce(1, 4)
-			step := e.wf.Steps[0]
-			got := e.collect(1, e.wf.Topics.Out, step.Topics.DLQ)
-			if len(got) != 1 {
-				t.Fatalf("want the batch in exactly one of out/dlq, got %d records", len(got))
-			}
-			r := got[0]
-			if !strings.HasSuffix(r.Topic, c.wantTopic) {
-				t.Errorf("batch went to %s, want *%s", r.Topic, c.wantTopic)
-			}
-			if h := header(r, stream.HeaderBatchID); h != ids[0] {
-				t.Errorf("batch id header %q, want %q", h, ids[0])
-			}
-			if h := header(r, stream.HeaderTried); h != c.wantTried {
-				t.Errorf("tried header %q, want %q", h, c.wantTried)
-			}
-			if h := header(r, stream.HeaderAttempt); h != string(rune('0'+len(c.wantTraces))) {
-				t.Errorf("attempt header %q, want %d", h, len(c.wantTraces))
-			}
-			errH := header(r, stream.HeaderError)
-			if c.wantErr != "" && !strings.Contains(errH, c.wantErr) {
-				t.Errorf("error header %q does not mention %q", errH, c.wantErr)
-			}
-			if c.wantTopic == ".out" {
-				if errH != "" {
-					t.Errorf("delivered batch carries an error header: %q", errH)
-				}
-				b, err := e.scored.Decode(r.Value)
-				if err != nil {
-					t.Fatalf("output does not decode as Scored: %v", err)
-				}
-				if len(b.Records) != 4 || b.ID != ids[0] {
-					t.Errorf("output batch %s has %d records, want 4", b.ID, len(b.Records))
-				}
-			}
-			traces := e.traces(len(c.wantTraces))
-			var verdicts []string
-			for _, tr := range traces {
-				verdicts = append(verdicts, tr.Verdict+"/"+tr.Outcome)
-			}
-			if strings.Join(verdicts, " ") != strings.Join(c.wantTraces, " ") {
-				t.Errorf("traces %v, want %v", verdicts, c.wantTraces)
-			}
-			for i, tr := range traces {
-				if tr.Attempt != i+1 || tr.BatchID != ids[0] || tr.Records != 4 {
-					t.Errorf("trace %d: attempt %d batch %s records %d", i, tr.Attempt, tr.BatchID, tr.Records)
-				}
-				if tr.Verdict != schemas.VerdictPass && tr.Error == "" {
-					t.Errorf("trace %d: failed attempt without a reason", i)
-				}
-				if len(tr.Features) == 0 {
-					t.Errorf("trace %d: no input feature summaries", i)
-				}
+	for _, b := range streamtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					e := startEnv(t, b, oneStep(c.models, 1), true)
+					e.checkRoute(c.wantTopic, c.wantTried, c.wantErr, c.wantTraces)
+				})
 			}
 		})
+	}
+}
+
+// checkRoute sends one batch and checks where it ends and its traces.
+func (e *env) checkRoute(wantTopic, wantTried, wantErr string, wantTraces []string) {
+	t := e.t
+	ids := e.produce(1, 4)
+	step := e.wf.Steps[0]
+	got := e.collect(1, e.wf.Topics.Out, step.Topics.DLQ)
+	if len(got) != 1 {
+		t.Fatalf("want the batch in exactly one of out/dlq, got %d records", len(got))
+	}
+	r := got[0]
+	if !strings.HasSuffix(r.Topic, wantTopic) {
+		t.Errorf("batch went to %s, want *%s", r.Topic, wantTopic)
+	}
+	if h := header(r, stream.HeaderBatchID); h != ids[0] {
+		t.Errorf("batch id header %q, want %q", h, ids[0])
+	}
+	if h := header(r, stream.HeaderTried); h != wantTried {
+		t.Errorf("tried header %q, want %q", h, wantTried)
+	}
+	if h := header(r, stream.HeaderAttempt); h != strconv.Itoa(len(wantTraces)) {
+		t.Errorf("attempt header %q, want %d", h, len(wantTraces))
+	}
+	errH := header(r, stream.HeaderError)
+	if wantErr != "" && !strings.Contains(errH, wantErr) {
+		t.Errorf("error header %q does not mention %q", errH, wantErr)
+	}
+	if wantTopic == ".out" {
+		if errH != "" {
+			t.Errorf("delivered batch carries an error header: %q", errH)
+		}
+		b, err := e.scored.Decode(r.Value)
+		if err != nil {
+			t.Fatalf("output does not decode as Scored: %v", err)
+		}
+		if len(b.Records) != 4 || b.ID != ids[0] {
+			t.Errorf("output batch %s has %d records, want 4", b.ID, len(b.Records))
+		}
+	}
+	traces := e.traces(len(wantTraces))
+	var verdicts []string
+	for _, tr := range traces {
+		verdicts = append(verdicts, tr.Verdict+"/"+tr.Outcome)
+	}
+	if strings.Join(verdicts, " ") != strings.Join(wantTraces, " ") {
+		t.Errorf("traces %v, want %v", verdicts, wantTraces)
+	}
+	for i, tr := range traces {
+		if tr.Attempt != i+1 || tr.BatchID != ids[0] || tr.Records != 4 {
+			t.Errorf("trace %d: attempt %d batch %s records %d", i, tr.Attempt, tr.BatchID, tr.Records)
+		}
+		if tr.Verdict != schemas.VerdictPass && tr.Error == "" {
+			t.Errorf("trace %d: failed attempt without a reason", i)
+		}
+		if len(tr.Features) == 0 {
+			t.Errorf("trace %d: no input feature summaries", i)
+		}
 	}
 }
 
@@ -96,7 +108,13 @@ func TestRouting(t *testing.T) {
 // a schema the step does not read; both must reach the DLQ with a reason
 // while the stage goes on to deliver the good batch behind them.
 func TestPoisonInput(t *testing.T) {
-	e := startEnv(t, oneStep("good", 1), true)
+	for _, b := range streamtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { testPoison(t, b) })
+	}
+}
+
+func testPoison(t *testing.T, b streamtest.Backend) {
+	e := startEnv(t, b, oneStep("good", 1), true)
 	step := e.wf.Steps[0]
 	cl, err := kgo.NewClient(append(e.kafka.ClientOpts(), kgo.DefaultProduceTopic(step.Topics.In))...)
 	if err != nil {
@@ -171,7 +189,13 @@ steps:
       - {name: f2, builtin: bad}
       - {name: f3, builtin: good}
 `
-	e := startEnv(t, yaml, false)
+	for _, b := range streamtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { testEndsOnce(t, b, yaml) })
+	}
+}
+
+func testEndsOnce(t *testing.T, b streamtest.Backend, yaml string) {
+	e := startEnv(t, b, yaml, false)
 	const n = 300
 	ids := e.produce(n, 5)
 	topics := []string{e.wf.Topics.Out}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/flexiflow/flexiflow/stages/pipeline"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
+	"github.com/flexiflow/flexiflow/stream/streamtest"
 )
 
 // testModels are small models whose answers the tests can predict.
@@ -88,8 +90,10 @@ type env struct {
 
 // startEnv writes the workflow YAML into a temp dir (with the test schemas),
 // starts an embedded broker and runs every step.
-func startEnv(t *testing.T, yaml string, ordered bool) *env {
+func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered bool) *env {
 	t.Helper()
+	// A fresh workflow name keeps topics and groups apart on a shared broker.
+	yaml = regexp.MustCompile(`(?m)^workflow: .*$`).ReplaceAllString(yaml, "workflow: "+streamtest.Unique("t"))
 	dir := t.TempDir()
 	for _, f := range []string{"item.avsc", "scored.avsc"} {
 		b, err := os.ReadFile(filepath.Join("testdata", f))
@@ -116,12 +120,7 @@ func startEnv(t *testing.T, yaml string, ordered bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broker, err := stream.StartEmbedded("127.0.0.1:0", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	e := &env{t: t, kafka: stream.Config{Brokers: broker.Addrs()}, wf: wf, steps: steps}
+	e := &env{t: t, kafka: backend.Start(t), wf: wf, steps: steps}
 	e.item, _ = reg.BatchCodec("flexiflow.test.Item")
 	e.scored, _ = reg.BatchCodec("flexiflow.test.Scored")
 	ctx, cancel := context.WithCancel(context.Background())
