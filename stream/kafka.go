@@ -27,7 +27,6 @@ type Config struct {
 func (c Config) ClientOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
-		kgo.AllowAutoTopicCreation(),
 	}
 	if c.Log != nil {
 		opts = append(opts, kgo.WithLogger(kzap.New(c.Log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))))
@@ -79,4 +78,29 @@ func EnsureTopics(ctx context.Context, cfg Config, partitions int, topics ...str
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckTopics returns an error naming every topic that does not exist, and
+// how to fix it.
+func CheckTopics(ctx context.Context, cfg Config, topics ...string) error {
+	cl, err := kgo.NewClient(cfg.ClientOpts()...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("listing topics on %s: %w", strings.Join(cfg.Brokers, ","), err)
+	}
+	var missing []string
+	for _, t := range topics {
+		if d, ok := details[t]; !ok || d.Err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("topics missing on %s: %s; create them, or let FlexiFlow create them (--create-topics)",
+			strings.Join(cfg.Brokers, ","), strings.Join(missing, ", "))
+	}
+	return nil
 }

@@ -21,15 +21,24 @@ heap="${KAFKA_HEAP:-512m}"
 pidfile="$cache/broker.pid"
 log="$cache/broker.log"
 
+# need CMD DEBIAN_PACKAGE: installs the package when CMD is missing and this
+# is a Debian machine we may install on (root); otherwise says what to do.
 need() {
-  command -v "$1" >/dev/null 2>&1 || { echo "kafka.sh: '$1' is not installed; $2" >&2; exit 1; }
+  command -v "$1" >/dev/null 2>&1 && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "kafka.sh: '$1' is missing; installing Debian package $2"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    command -v "$1" >/dev/null 2>&1 && return
+  fi
+  echo "kafka.sh: '$1' is not installed; install it (Debian: apt-get install -y $2) and run again" >&2
+  exit 1
 }
 
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 resolve() {
   if [ -f "$cache/libs/.complete" ]; then return; fi
-  need mvn "install Maven (Debian: apt-get install -y maven) to fetch the Kafka broker from Maven Central"
+  need mvn maven
   echo "kafka.sh: resolving Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml") from Maven Central into $cache/libs"
   mkdir -p "$cache/libs"
   mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$cache/libs" -DincludeScope=runtime
@@ -63,7 +72,7 @@ java_cmd() {
 }
 
 up() {
-  need java "install a Java 17 runtime (Debian: apt-get install -y openjdk-17-jre-headless)"
+  need java openjdk-17-jre-headless
   if running; then echo "kafka.sh: broker already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"; return; fi
   resolve
   mkdir -p "$cache"

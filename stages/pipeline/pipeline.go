@@ -56,6 +56,8 @@ func Start(ctx context.Context, steps []*stages.Step, o Options) (*Pipeline, err
 		if err := stream.EnsureTopics(ctx, o.Kafka, parts, wf.AllTopics()...); err != nil {
 			return nil, err
 		}
+	} else if err := stream.CheckTopics(ctx, o.Kafka, wf.AllTopics()...); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Pipeline{cancel: cancel}
