@@ -73,6 +73,7 @@ type arm struct {
 type Thompson struct {
 	cfg    ThompsonConfig
 	arms   []arm
+	src    *rand.PCG
 	rng    *rand.Rand
 	beta   distuv.Beta
 	scores []float64
@@ -84,6 +85,7 @@ func NewThompson(k int, cfg ThompsonConfig, seed uint64) *Thompson {
 	return &Thompson{
 		cfg:    cfg,
 		arms:   make([]arm, k),
+		src:    src,
 		rng:    rand.New(src),
 		beta:   distuv.Beta{Src: src},
 		scores: make([]float64, k),

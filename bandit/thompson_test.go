@@ -152,3 +152,37 @@ func BenchmarkRank8(b *testing.B) {
 		rank = pol.Rank(rank)
 	}
 }
+
+func TestStateRoundTrip(t *testing.T) {
+	a, _ := New("thompson", 3, nil, 9)
+	for i := 0; i < 50; i++ {
+		a.Observe(i%3, i%4 != 0, float64(1+i%3))
+	}
+	a.Rank(nil)
+	saved, err := a.(Stateful).MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New("thompson", 3, nil, 12345) // another seed: the state must override it
+	if err := b.(Stateful).RestoreState(saved); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		ra, rb := a.Rank(nil), b.Rank(nil)
+		if !slices.Equal(ra, rb) {
+			t.Fatalf("decision %d after restore: %v vs %v", i, ra, rb)
+		}
+		a.Observe(ra[0], i%2 == 0, 2)
+		b.Observe(rb[0], i%2 == 0, 2)
+	}
+	if ea, eb := a.Estimates(nil), b.Estimates(nil); !slices.Equal(ea, eb) {
+		t.Errorf("estimates differ after restore: %v vs %v", ea, eb)
+	}
+	c, _ := New("thompson", 4, nil, 1)
+	if err := c.(Stateful).RestoreState(saved); err == nil {
+		t.Error("restored a 3-model state into a 4-model policy")
+	}
+	if err := c.(Stateful).RestoreState([]byte("junk")); err == nil {
+		t.Error("restored junk")
+	}
+}

@@ -1,0 +1,66 @@
+package bandit
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Stateful is a policy whose learned state can be saved and restored, so a
+// restarted stage resumes with what it had learned instead of its prior.
+type Stateful interface {
+	// MarshalState encodes everything the policy has learned, including its
+	// random source, so that a restored policy makes the same next decision.
+	MarshalState() ([]byte, error)
+	// RestoreState replaces the policy's state with a saved one.
+	RestoreState([]byte) error
+}
+
+// thompsonState is Thompson's saved form. Version guards future changes.
+type thompsonState struct {
+	Version int        `json:"version"`
+	Arms    []armState `json:"arms"`
+	RNG     []byte     `json:"rng"`
+}
+
+type armState struct {
+	Pass    float64 `json:"pass"`
+	Fail    float64 `json:"fail"`
+	N       float64 `json:"n"`
+	SumLog  float64 `json:"sum_log"`
+	SumLog2 float64 `json:"sum_log2"`
+}
+
+// MarshalState implements Stateful.
+func (t *Thompson) MarshalState() ([]byte, error) {
+	rng, err := t.src.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	s := thompsonState{Version: 1, RNG: rng}
+	for _, a := range t.arms {
+		s.Arms = append(s.Arms, armState{a.pass, a.fail, a.n, a.sumLog, a.sumLog2})
+	}
+	return json.Marshal(s)
+}
+
+// RestoreState implements Stateful. A state saved for a different number of
+// models is refused: the workflow changed, and the policy starts afresh.
+func (t *Thompson) RestoreState(b []byte) error {
+	var s thompsonState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("thompson: saved state is not valid: %w", err)
+	}
+	if s.Version != 1 {
+		return fmt.Errorf("thompson: saved state has version %d, this build reads version 1", s.Version)
+	}
+	if len(s.Arms) != len(t.arms) {
+		return fmt.Errorf("thompson: saved state has %d models, the step has %d", len(s.Arms), len(t.arms))
+	}
+	if err := t.src.UnmarshalBinary(s.RNG); err != nil {
+		return fmt.Errorf("thompson: saved random state: %w", err)
+	}
+	for i, a := range s.Arms {
+		t.arms[i] = arm{a.Pass, a.Fail, a.N, a.SumLog, a.SumLog2}
+	}
+	return nil
+}
