@@ -122,6 +122,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("step %q: kafka client: %w", spec.Name, err)
 	}
 	defer sess.Close()
+	if err := s.restore(ctx); err != nil {
+		s.log.Warn("starting without learned state", zap.Error(err))
+	}
 	s.log.Info("stage started", zap.String("group", spec.Group), zap.Strings("topics", []string{spec.Topics.In, spec.Topics.Retry}),
 		zap.String("output", spec.Output), zap.Strings("models", s.step.ModelNames()))
 
@@ -172,6 +175,9 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 			}
 		}
 	})
+	if st := s.stateRecord(); st != nil && len(routed) > 0 {
+		sess.Produce(ctx, st, promise) // what was learned commits with what was done
+	}
 	commit := kgo.TryCommit
 	if abort || produceErr.Load() != nil {
 		commit = kgo.TryAbort

@@ -86,6 +86,8 @@ type env struct {
 	item   *schemas.BatchCodec
 	scored *schemas.BatchCodec
 	pipe   *pipeline.Pipeline
+	opts   pipeline.Options
+	next   int // index of the next batch produce writes
 }
 
 // startEnv writes the workflow YAML into a temp dir (with the test schemas),
@@ -131,6 +133,7 @@ func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered boo
 			return []stages.Option{stages.WithPolicy(inOrder{k: len(s.Models)})}
 		}
 	}
+	e.opts = opts
 	e.pipe, err = pipeline.Start(ctx, steps, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +146,19 @@ func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered boo
 	return e
 }
 
+// restart stops every stage and starts fresh ones, as a redeploy would.
+func (e *env) restart() {
+	e.t.Helper()
+	if err := e.pipe.Stop(); err != nil {
+		e.t.Fatal(err)
+	}
+	p, err := pipeline.Start(context.Background(), e.steps, e.opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.pipe = p
+}
+
 // produce writes n batches of size records to the first step's input.
 func (e *env) produce(n, size int) []string {
 	e.t.Helper()
@@ -152,7 +168,7 @@ func (e *env) produce(n, size int) []string {
 	}
 	defer cl.Close()
 	var ids []string
-	for i := 0; i < n; i++ {
+	for i := e.next; i < e.next+n; i++ {
 		id := fmt.Sprintf("b%04d", i)
 		b := &schemas.Batch{ID: id, Workflow: e.wf.Name, CreatedAtMs: time.Now().UnixMilli()}
 		for j := 0; j < size; j++ {
@@ -165,6 +181,7 @@ func (e *env) produce(n, size int) []string {
 		e.send(cl, &kgo.Record{Topic: e.wf.Steps[0].Topics.In, Key: []byte(id), Value: v, Headers: stream.Headers(id, 0, nil, "")})
 		ids = append(ids, id)
 	}
+	e.next += n
 	return ids
 }
 

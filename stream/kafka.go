@@ -61,13 +61,24 @@ func Ping(ctx context.Context, cfg Config) error {
 // EnsureTopics creates the topics that do not exist yet, each with the given
 // number of partitions. Topics that exist are left as they are.
 func EnsureTopics(ctx context.Context, cfg Config, partitions int, topics ...string) error {
+	return ensureTopics(ctx, cfg, partitions, nil, topics...)
+}
+
+// EnsureCompactedTopic creates a log-compacted topic (latest value per key
+// kept) with one partition if it does not exist.
+func EnsureCompactedTopic(ctx context.Context, cfg Config, topic string) error {
+	policy := "compact"
+	return ensureTopics(ctx, cfg, 1, map[string]*string{"cleanup.policy": &policy}, topic)
+}
+
+func ensureTopics(ctx context.Context, cfg Config, partitions int, configs map[string]*string, topics ...string) error {
 	cl, err := kgo.NewClient(cfg.ClientOpts()...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopics(ctx, int32(partitions), -1, nil, topics...)
+	resp, err := adm.CreateTopics(ctx, int32(partitions), -1, configs, topics...)
 	if err != nil {
 		return fmt.Errorf("creating topics on %s: %w", strings.Join(cfg.Brokers, ","), err)
 	}

@@ -56,7 +56,10 @@ func Start(ctx context.Context, steps []*stages.Step, o Options) (*Pipeline, err
 		if err := stream.EnsureTopics(ctx, o.Kafka, parts, wf.AllTopics()...); err != nil {
 			return nil, err
 		}
-	} else if err := stream.CheckTopics(ctx, o.Kafka, wf.AllTopics()...); err != nil {
+		if err := stream.EnsureCompactedTopic(ctx, o.Kafka, wf.Topics.State); err != nil {
+			return nil, err
+		}
+	} else if err := stream.CheckTopics(ctx, o.Kafka, append(wf.AllTopics(), wf.Topics.State)...); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -36,6 +36,7 @@ type Workflow struct {
 	Topics      struct {
 		Out    string `yaml:"out"`
 		Traces string `yaml:"traces"`
+		State  string `yaml:"state"` // compacted; each step's learned policy state
 	} `yaml:"topics"`
 	Steps []*Step `yaml:"steps"`
 
@@ -117,7 +118,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Topics lists every topic the workflow uses, in a stable order.
+// AllTopics lists every topic the workflow uses, in a stable order, except
+// the compacted state topic (Topics.State), which needs its own settings.
 func (w *Workflow) AllTopics() []string {
 	var out []string
 	for _, s := range w.Steps {
@@ -200,6 +202,9 @@ func (w *Workflow) defaultAndCheck() error {
 	}
 	if w.Topics.Traces == "" {
 		w.Topics.Traces = w.Name + ".traces"
+	}
+	if w.Topics.State == "" {
+		w.Topics.State = w.Name + ".state"
 	}
 	if len(w.Steps) == 0 {
 		bad([]any{"steps"}, "the workflow has no steps; add a `steps:` list with at least one step")
