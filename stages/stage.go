@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -35,6 +36,7 @@ type Stage struct {
 	stats Stats
 
 	maxPoll       int
+	instance      string
 	closeDeadline time.Duration
 	now           func() time.Time
 }
@@ -66,6 +68,13 @@ func WithLogger(l *zap.Logger) Option { return func(s *Stage) { s.log = l } }
 // WithPolicy replaces the policy the workflow file names (tests, benchmarks).
 func WithPolicy(p bandit.Policy) Option { return func(s *Stage) { s.policy = p } }
 
+// WithInstance names this consumer among the step's consumers (default: the
+// host name). It makes the stage's Kafka transactional id,
+// "<group>-<instance>", stable across restarts, so a restarted stage fences
+// its crashed predecessor at once instead of waiting out its transaction.
+// Every consumer of a step needs its own instance name.
+func WithInstance(id string) Option { return func(s *Stage) { s.instance = id } }
+
 // WithMaxPoll bounds how many batches one transaction covers (default 32).
 func WithMaxPoll(n int) Option { return func(s *Stage) { s.maxPoll = n } }
 
@@ -87,7 +96,10 @@ func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 		}
 		s.policy = pol
 	}
-	s.log = s.log.With(zap.String("step", step.Spec.Name))
+	if s.instance == "" {
+		s.instance, _ = os.Hostname()
+	}
+	s.log = s.log.With(zap.String("step", step.Spec.Name), zap.String("instance", s.instance))
 	s.stats.leader.Store("")
 	return s, nil
 }
@@ -107,8 +119,7 @@ func (s *Stage) Snapshot() Snapshot {
 // producer, for instance).
 func (s *Stage) Run(ctx context.Context) error {
 	spec := s.step.Spec
-	host, _ := os.Hostname()
-	txnID := fmt.Sprintf("%s-%s-%d-%d", spec.Group, host, os.Getpid(), time.Now().UnixNano()%1e9)
+	txnID := spec.Group + "-" + s.instance
 	opts := append(s.kafka.ClientOpts(),
 		kgo.ConsumerGroup(spec.Group),
 		kgo.ConsumeTopics(spec.Topics.In, spec.Topics.Retry),
@@ -187,6 +198,10 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.closeDeadline)
 	defer cancel()
 	committed, err := sess.End(endCtx, commit)
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+		return fmt.Errorf("step %q: another consumer took over transactional id %s-%s: give every consumer of a step its own instance name (--instance-id): %w",
+			s.step.Spec.Name, s.step.Spec.Group, s.instance, err)
+	}
 	if err != nil {
 		return fmt.Errorf("step %q: ending a transaction: %w", s.step.Spec.Name, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"go.uber.org/zap"
@@ -34,6 +35,9 @@ type Options struct {
 	// StageOptionsFor adds options for one step's stages (tests use it to
 	// give each step a policy sized to its models).
 	StageOptionsFor func(*stages.Step) []stages.Option
+	// Instance names this process among each step's consumers (default: the
+	// host name); replicas append their index.
+	Instance string
 }
 
 // Start creates topics if asked, then starts the stages of steps.
@@ -62,11 +66,14 @@ func Start(ctx context.Context, steps []*stages.Step, o Options) (*Pipeline, err
 	} else if err := stream.CheckTopics(ctx, o.Kafka, append(wf.AllTopics(), wf.Topics.State)...); err != nil {
 		return nil, err
 	}
+	if o.Instance == "" {
+		o.Instance, _ = os.Hostname()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Pipeline{cancel: cancel}
 	for _, step := range steps {
 		for r := 0; r < o.Replicas; r++ {
-			opts := append([]stages.Option{stages.WithLogger(o.Log)}, o.StageOptions...)
+			opts := append([]stages.Option{stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("%s-%d", o.Instance, r))}, o.StageOptions...)
 			if o.StageOptionsFor != nil {
 				opts = append(opts, o.StageOptionsFor(step)...)
 			}
