@@ -114,10 +114,35 @@ func (s *Stage) Snapshot() Snapshot {
 }
 
 // Run consumes until ctx is cancelled, then finishes or aborts the open
-// transaction, leaves the group and returns nil. It returns an error only
-// when the Kafka client cannot go on (a fenced or failed transactional
-// producer, for instance).
+// transaction, leaves the group and returns nil.
+//
+// When the Kafka session fails (the broker went away mid-transaction, the
+// transactional producer was fenced or timed out), the open transaction is
+// abandoned, so Kafka aborts it and its batches are read again, and Run
+// starts a new session after a backoff, so Run returns only when ctx ends.
+// (If two consumers share an instance name they fence each other in turn;
+// the log says so and how to fix it.)
 func (s *Stage) Run(ctx context.Context) error {
+	restored := false
+	backoff := time.Second
+	for {
+		err := s.session(ctx, &restored)
+		if err == nil || ctx.Err() != nil {
+			s.log.Info("stage stopped")
+			return nil
+		}
+		s.log.Warn("kafka session failed; starting a new one", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// session runs one Kafka session until ctx ends (nil) or it fails.
+func (s *Stage) session(ctx context.Context, restored *bool) error {
 	spec := s.step.Spec
 	txnID := spec.Group + "-" + s.instance
 	opts := append(s.kafka.ClientOpts(),
@@ -133,16 +158,19 @@ func (s *Stage) Run(ctx context.Context) error {
 		return fmt.Errorf("step %q: kafka client: %w", spec.Name, err)
 	}
 	defer sess.Close()
-	if err := s.restore(ctx); err != nil {
-		s.log.Warn("starting without learned state", zap.Error(err))
+	if !*restored {
+		if err := s.restore(ctx); err != nil {
+			s.log.Warn("starting without learned state", zap.Error(err))
+		}
+		*restored = true
 	}
-	s.log.Info("stage started", zap.String("group", spec.Group), zap.Strings("topics", []string{spec.Topics.In, spec.Topics.Retry}),
+	s.log.Info("stage started", zap.String("group", spec.Group), zap.String("transactional_id", txnID),
+		zap.Strings("topics", []string{spec.Topics.In, spec.Topics.Retry}),
 		zap.String("output", spec.Output), zap.Strings("models", s.step.ModelNames()))
 
 	for {
 		fetches := sess.PollRecords(ctx, s.maxPoll)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
-			s.log.Info("stage stopping")
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
@@ -198,8 +226,8 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.closeDeadline)
 	defer cancel()
 	committed, err := sess.End(endCtx, commit)
-	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
-		return fmt.Errorf("step %q: another consumer took over transactional id %s-%s: give every consumer of a step its own instance name (--instance-id): %w",
+	if errors.Is(err, kerr.ProducerFenced) {
+		return fmt.Errorf("step %q: transactional id %s-%s was fenced: a restarted or second consumer with the same instance name took over, or the transaction outlived its timeout; give every consumer of a step its own --instance-id: %w",
 			s.step.Spec.Name, s.step.Spec.Group, s.instance, err)
 	}
 	if err != nil {

@@ -9,7 +9,10 @@
 #   deploy/kafka/kafka.sh status  say whether it is running
 #
 # Environment: KAFKA_PORT (default 19092), KAFKA_CONTROLLER_PORT (19093),
-# KAFKA_HEAP (512m). The broker listens on 127.0.0.1 only.
+# KAFKA_HEAP (512m), KAFKA_INSTANCE (default "main": a second instance name
+# runs a separate broker with its own data, for tests that stop and start
+# their broker without disturbing others). The broker listens on 127.0.0.1
+# only.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -18,8 +21,10 @@ cache="$root/.cache/kafka"
 port="${KAFKA_PORT:-19092}"
 cport="${KAFKA_CONTROLLER_PORT:-19093}"
 heap="${KAFKA_HEAP:-512m}"
-pidfile="$cache/broker.pid"
-log="$cache/broker.log"
+instance="${KAFKA_INSTANCE:-main}"
+run="$cache/$instance"
+pidfile="$run/broker.pid"
+log="$run/broker.log"
 
 # need CMD DEBIAN_PACKAGE: installs the package when CMD is missing and this
 # is a Debian machine we may install on (root); otherwise says what to do.
@@ -46,7 +51,7 @@ resolve() {
 }
 
 config() {
-  cat > "$cache/server.properties" <<PROPS
+  cat > "$run/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
@@ -55,7 +60,7 @@ advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$cache/data
+log.dirs=$run/data
 num.partitions=3
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=10
@@ -75,14 +80,14 @@ up() {
   need java openjdk-17-jre-headless
   if running; then echo "kafka.sh: broker already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"; return; fi
   resolve
-  mkdir -p "$cache"
+  mkdir -p "$run"
   config
-  if [ ! -f "$cache/data/meta.properties" ]; then
-    java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$cache/server.properties" >/dev/null
+  if [ ! -f "$run/data/meta.properties" ]; then
+    java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$run/server.properties" >/dev/null
   fi
   local start=$SECONDS
   nohup java -Xmx"$heap" -Xms"$heap" -XX:+UseG1GC -Dlog4j.configuration="file:$here/log4j.properties" \
-    -cp "$cache/libs/*" kafka.Kafka "$cache/server.properties" > "$log" 2>&1 &
+    -cp "$cache/libs/*" kafka.Kafka "$run/server.properties" > "$log" 2>&1 &
   echo $! > "$pidfile"
   for _ in $(seq 1 120); do
     if ! running; then echo "kafka.sh: the broker exited during start; last lines of $log:" >&2; tail -20 "$log" >&2; exit 1; fi
@@ -111,7 +116,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  reset) down; rm -rf "$cache/data" ;;
+  reset) down; rm -rf "$run/data" ;;
   status) if running; then echo "running on 127.0.0.1:$port (pid $(cat "$pidfile"))"; else echo "not running"; exit 1; fi ;;
   *) echo "usage: $0 up|down|reset|status" >&2; exit 2 ;;
 esac
