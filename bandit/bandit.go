@@ -20,7 +20,7 @@ type Policy interface {
 // Estimate is a policy's mean view of one model.
 type Estimate struct {
 	PassProb float64 // estimated probability that the model's batch passes
-	Cost     float64 // estimated cost of one attempt
+	Cost     float64 // estimated cost of one attempt, overheads included
 	Pulls    float64 // effective number of observations behind the estimate
 }
 

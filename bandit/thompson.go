@@ -22,16 +22,22 @@ type ThompsonConfig struct {
 	// CostPriorMs is the cost assumed for a model never observed; 0 means
 	// "the average of the models observed so far".
 	CostPriorMs float64
+	// OverheadMs is added to every attempt's cost: what a failed attempt
+	// wastes beyond the model's own runtime (the round trip through the
+	// retry topic, a transaction, queueing). Without it a very cheap model
+	// that rarely passes ranks first and most batches pay for a retry hop.
+	OverheadMs float64
 }
 
 // DefaultThompsonConfig is used for parameters a workflow leaves out.
-var DefaultThompsonConfig = ThompsonConfig{Discount: 0.98, PriorPass: 1, PriorFail: 1}
+var DefaultThompsonConfig = ThompsonConfig{Discount: 0.98, PriorPass: 1, PriorFail: 1, OverheadMs: 5}
 
 func thompsonConfig(p Params) (ThompsonConfig, error) {
 	cfg := DefaultThompsonConfig
 	known := map[string]*float64{
 		"discount": &cfg.Discount, "prior_pass": &cfg.PriorPass,
 		"prior_fail": &cfg.PriorFail, "cost_prior_ms": &cfg.CostPriorMs,
+		"overhead_ms": &cfg.OverheadMs,
 	}
 	for k, v := range p {
 		dst, ok := known[k]
@@ -52,6 +58,8 @@ func thompsonConfig(p Params) (ThompsonConfig, error) {
 		return cfg, fmt.Errorf("thompson: prior_pass and prior_fail must be > 0, got %g and %g", cfg.PriorPass, cfg.PriorFail)
 	case cfg.CostPriorMs < 0:
 		return cfg, fmt.Errorf("thompson: cost_prior_ms must be >= 0, got %g", cfg.CostPriorMs)
+	case cfg.OverheadMs < 0:
+		return cfg, fmt.Errorf("thompson: overhead_ms must be >= 0, got %g", cfg.OverheadMs)
 	}
 	return cfg, nil
 }
@@ -154,7 +162,7 @@ func (t *Thompson) Rank(dst []int) []int {
 		t.beta.Beta = t.cfg.PriorFail + a.fail
 		p := math.Max(t.beta.Rand(), 1e-6)
 		m, sd := t.logCostPosterior(a, prior)
-		c := math.Exp(m + sd*t.rng.NormFloat64())
+		c := math.Exp(m+sd*t.rng.NormFloat64()) + t.cfg.OverheadMs
 		t.scores[i] = c / p
 	}
 	return RankByScore(dst, t.scores)
@@ -169,7 +177,7 @@ func (t *Thompson) Estimates(dst []Estimate) []Estimate {
 		m, _ := t.logCostPosterior(a, prior)
 		dst = append(dst, Estimate{
 			PassProb: (t.cfg.PriorPass + a.pass) / (t.cfg.PriorPass + t.cfg.PriorFail + a.pass + a.fail),
-			Cost:     math.Exp(m),
+			Cost:     math.Exp(m) + t.cfg.OverheadMs,
 			Pulls:    a.pass + a.fail,
 		})
 	}

@@ -75,6 +75,7 @@ Examples:
 	f.IntVar(&o.BatchSize, "batch-size", 32, "digit images per batch")
 	f.Uint64Var(&o.Seed, "seed", 1, "seed for the input stream")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port]; empty starts the embedded broker")
+	f.StringVar(&o.Name, "name", "", "rename the workflow (its topics and groups), e.g. to run again on a cluster with an earlier run's topics")
 	f.StringVar(&summaryJSON, "summary-json", "", "also write the summary as JSON to this file")
 	f.BoolVar(&printWorkflow, "print-workflow", false, "print the demo's workflow file and exit")
 	f.DurationVar(&o.Timeout, "timeout", 0, "give up if the batches have not all finished by then (default 10m)")

@@ -1,0 +1,171 @@
+package demo
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/models/digits"
+	"github.com/flexiflow/flexiflow/stages/workflow"
+	"github.com/flexiflow/flexiflow/stream"
+)
+
+//go:embed digits.yaml
+var workflowYAML []byte
+
+// WorkflowFile is how error messages and the CLI name the built-in workflow.
+const WorkflowFile = "digits.yaml (built in; print it with flexiflow demo --print-workflow)"
+
+// WorkflowYAML returns the demo workflow file's text.
+func WorkflowYAML() []byte { return append([]byte(nil), workflowYAML...) }
+
+// Workflow parses the demo workflow.
+func Workflow() (*workflow.Workflow, error) { return workflow.Parse(WorkflowFile, workflowYAML) }
+
+// Builtins returns a registry of every built-in model, backed by the
+// embedded digits data set (models train on first use).
+func Builtins() (*models.Registry, *digits.Dataset, error) {
+	ds, err := digits.Load()
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading the digits data set: %w", err)
+	}
+	r := models.NewRegistry()
+	digits.Register(r, ds)
+	return r, ds, nil
+}
+
+// BatchID names the i-th batch the demo producer writes.
+func BatchID(i int) string { return fmt.Sprintf("b%06d", i) }
+
+// PhaseOf maps a demo batch id to the drift phase it was produced in, for a
+// run of total batches.
+func PhaseOf(total int) func(id string) string {
+	phases := digits.Schedule(total)
+	return func(id string) string {
+		i, err := strconv.Atoi(strings.TrimPrefix(id, "b"))
+		if err != nil {
+			return "unknown"
+		}
+		name := phases[0].Name
+		for _, p := range phases {
+			if i >= p.From {
+				name = p.Name
+			}
+		}
+		return name
+	}
+}
+
+// PhaseNames lists the phases of a run of total batches, in order.
+func PhaseNames(total int) []string {
+	var out []string
+	for _, p := range digits.Schedule(total) {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// Accuracy scores a delivered batch of predictions against the labels the
+// records carry.
+func Accuracy(b *schemas.Batch) (correct, total int) {
+	for _, r := range b.Records {
+		p, ok1 := r["predicted"].(int32)
+		l, ok2 := r["label"].(int32)
+		if ok1 && ok2 {
+			total++
+			if p == l {
+				correct++
+			}
+		}
+	}
+	return correct, total
+}
+
+// Producer writes the demo's drifting stream of digit batches to a
+// workflow's first input topic.
+type Producer struct {
+	ds    *digits.Dataset
+	wf    *workflow.Workflow
+	codec *schemas.BatchCodec
+	size  int
+	seed  uint64
+}
+
+// NewProducer checks that wf reads digit images and prepares a producer of
+// batches of size records.
+func NewProducer(ds *digits.Dataset, wf *workflow.Workflow, reg *schemas.Registry, size int, seed uint64) (*Producer, error) {
+	const want = "flexiflow.demo.DigitImage"
+	if wf.InputSchema != want {
+		return nil, fmt.Errorf("the demo producer writes %s batches, but workflow %q reads %s; use it with the demo workflow or one whose input_schema is %s",
+			want, wf.Name, wf.InputSchema, want)
+	}
+	if size < 1 {
+		return nil, fmt.Errorf("batch size must be at least 1, got %d", size)
+	}
+	codec, err := reg.BatchCodec(want)
+	if err != nil {
+		return nil, err
+	}
+	return &Producer{ds: ds, wf: wf, codec: codec, size: size, seed: seed}, nil
+}
+
+// Produce writes total batches in order (batch i drifts per the schedule for
+// total) and returns their ids. Before batch i it calls gate(i), which may
+// block to hold the producer back (the demo keeps only a window of batches
+// in flight, so the stream drifts at the pace the workflow consumes it);
+// gate may be nil. Writes are idempotent and acknowledged by all in-sync
+// replicas.
+func (p *Producer) Produce(ctx context.Context, kafka stream.Config, total int, gate func(i int)) ([]string, error) {
+	cl, err := kgo.NewClient(append(kafka.ClientOpts(), kgo.DefaultProduceTopic(p.wf.Steps[0].Topics.In))...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	rng := rand.New(rand.NewPCG(p.seed, p.seed+1))
+	ids := make([]string, 0, total)
+	var firstErr error
+	errs := make(chan error, 1)
+	for i := 0; i < total; i++ {
+		if gate != nil {
+			gate(i)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		_, recs := p.ds.MakeBatch(rng, i, total, p.size)
+		id := BatchID(i)
+		b := &schemas.Batch{ID: id, Workflow: p.wf.Name, CreatedAtMs: time.Now().UnixMilli(), Records: recs}
+		v, err := p.codec.Encode(nil, b)
+		if err != nil {
+			return ids, err
+		}
+		cl.Produce(ctx, &kgo.Record{Key: []byte(id), Value: v, Headers: stream.Headers(id, 0, nil, "")}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		})
+		ids = append(ids, id)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return ids, fmt.Errorf("flushing produced batches: %w", err)
+	}
+	select {
+	case firstErr = <-errs:
+	default:
+	}
+	if firstErr != nil {
+		return ids, fmt.Errorf("producing demo batches to %s: %w", p.wf.Steps[0].Topics.In, firstErr)
+	}
+	return ids, ctx.Err()
+}

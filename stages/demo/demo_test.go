@@ -1,0 +1,61 @@
+package demo
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/flexiflow/flexiflow/stream/streamtest"
+)
+
+// TestDemo runs the demo end to end on each backend and checks the story it
+// tells: every batch ends exactly once, each step's top-ranked model
+// switches when the input drifts, and after each drift the step recovers
+// (its first-try pass rate late in the phase beats the rate early on, or
+// stays high).
+func TestDemo(t *testing.T) {
+	for _, b := range streamtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			o := Options{Batches: 900, Name: streamtest.Unique("digits")}
+			if b.Name != "kfake" {
+				o.Brokers = b.Start(t).Brokers
+			}
+			r, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var table strings.Builder
+			r.WriteTable(&table)
+			t.Log(table.String())
+
+			if r.Produced != o.Batches || r.Lost != 0 || r.Duplicates != 0 || r.Delivered+r.DeadLettered != o.Batches {
+				t.Errorf("bookkeeping: produced %d, delivered %d, dead-lettered %d, lost %d, duplicates %d",
+					r.Produced, r.Delivered, r.DeadLettered, r.Lost, r.Duplicates)
+			}
+			for _, s := range r.Steps {
+				if len(s.Switches) == 0 {
+					t.Errorf("step %s never switched its top-ranked model", s.Name)
+				}
+				leaders := map[string]bool{}
+				for _, p := range s.Phases {
+					leaders[p.Leader] = true
+				}
+				if len(leaders) < 2 {
+					t.Errorf("step %s ended every phase with the same leader %v; the drift should change the best model", s.Name, leaders)
+				}
+			}
+			for i, p := range r.Phases {
+				if p.DeliveredFraction < 0.9 {
+					t.Errorf("phase %s delivered only %.0f%% of its batches", p.Name, 100*p.DeliveredFraction)
+				}
+				for _, s := range r.Steps {
+					sp := s.Phases[i]
+					if i > 0 && sp.FirstTryLate < sp.FirstTryEarly && sp.FirstTryLate < 0.8 {
+						t.Errorf("step %s did not recover in phase %s: first-try pass rate %.0f%% early, %.0f%% late",
+							s.Name, p.Name, 100*sp.FirstTryEarly, 100*sp.FirstTryLate)
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,251 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/sinks/summary"
+	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/pipeline"
+	"github.com/flexiflow/flexiflow/stages/workflow"
+	"github.com/flexiflow/flexiflow/stream"
+)
+
+// Options configure a demo run.
+type Options struct {
+	Batches   int // batches to produce (default 1200)
+	BatchSize int // records per batch (default 32)
+	Seed      uint64
+	// Brokers to use; empty starts the embedded broker.
+	Brokers []string
+	// Name renames the workflow (and so its topics and groups); empty keeps
+	// "digits". Useful to run the demo again on a cluster that has the
+	// topics of an earlier run.
+	Name string
+	// Progress receives a status line every ProgressEvery and a line per
+	// model switch; nil prints nothing.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// Timeout bounds the wait for every batch to finish (default 10m).
+	Timeout time.Duration
+	// Window is how many batches may be in flight (produced, not yet
+	// delivered or dead-lettered) before the producer waits (default 16).
+	// A small window makes the workflow meet the drift in order, as it would
+	// a live stream; 0 keeps the default, a negative value disables it.
+	Window int
+	Log     *zap.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Batches == 0 {
+		o.Batches = 1200
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 32
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.ProgressEvery == 0 {
+		o.ProgressEvery = time.Second
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	if o.Window == 0 {
+		o.Window = 16
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Run runs the demo end to end and returns its report.
+func Run(ctx context.Context, o Options) (*summary.Report, error) {
+	o.defaults()
+	start := time.Now()
+	wf, err := Workflow()
+	if o.Name != "" {
+		wf, err = workflow.Parse(WorkflowFile, regexp.MustCompile(`(?m)^workflow: digits$`).ReplaceAll(workflowYAML, []byte("workflow: "+o.Name)))
+	}
+	if err != nil {
+		return nil, err
+	}
+	mreg, ds, err := Builtins()
+	if err != nil {
+		return nil, err
+	}
+	sreg, err := schemas.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	steps, err := stages.Compile(wf, stages.Deps{Models: mreg, Schemas: sreg})
+	if err != nil {
+		return nil, err
+	}
+	kafka := stream.Config{Brokers: o.Brokers, Log: o.Log}
+	if len(o.Brokers) == 0 {
+		b, err := stream.StartEmbedded("127.0.0.1:0", wf.Partitions)
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close()
+		kafka.Brokers = b.Addrs()
+		fmt.Fprintf(o.Progress, "embedded Kafka broker on %s\n", kafka.Brokers[0])
+	} else if err := stream.Ping(ctx, kafka); err != nil {
+		return nil, err
+	}
+	prod, err := NewProducer(ds, wf, sreg, o.BatchSize, o.Seed)
+	if err != nil {
+		return nil, err
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pipe, err := pipeline.Start(runCtx, steps, pipeline.Options{Kafka: kafka, CreateTopics: true, Log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	defer pipe.Stop()
+	col, err := summary.NewCollector(wf, kafka, summary.Options{
+		PhaseOf: PhaseOf(o.Batches), Quality: Accuracy, Out: steps[len(steps)-1].Out, Log: o.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var colWG sync.WaitGroup
+	colWG.Add(1)
+	go func() { defer colWG.Done(); _ = col.Run(runCtx) }()
+	defer colWG.Wait()
+	defer cancel()
+
+	fmt.Fprintf(o.Progress, "workflow %s: %s; %d batches of %d digit images, drifting through phases %s\n",
+		wf.Name, describeSteps(steps), o.Batches, o.BatchSize, strings.Join(PhaseNames(o.Batches), " → "))
+
+	var produced []string
+	var prodErr error
+	prodDone := make(chan struct{})
+	var producedN int64
+	var mu sync.Mutex
+	go func() {
+		defer close(prodDone)
+		produced, prodErr = prod.Produce(runCtx, kafka, o.Batches, func(i int) {
+			for o.Window > 0 && runCtx.Err() == nil {
+				d, dl := col.Finished()
+				if i-(d+dl) < o.Window {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			mu.Lock()
+			producedN = int64(i)
+			mu.Unlock()
+		})
+	}()
+
+	watch := newWatcher(o.Progress, start, pipe)
+	deadline := time.After(o.Timeout)
+	tick := time.NewTicker(o.ProgressEvery)
+	defer tick.Stop()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("demo interrupted: %w", ctx.Err())
+		case <-deadline:
+			d, dl := col.Finished()
+			return nil, fmt.Errorf("demo timed out after %s with %d of %d batches finished (%d delivered, %d dead-lettered); stages: %s",
+				o.Timeout, d+dl, o.Batches, d, dl, watch.line())
+		case <-tick.C:
+			mu.Lock()
+			n := producedN
+			mu.Unlock()
+			d, dl := col.Finished()
+			watch.status(n, int64(o.Batches), d, dl)
+		case <-poll.C:
+			watch.switches()
+			if err := pipe.Err(); err != nil {
+				return nil, fmt.Errorf("a stage failed: %w", err)
+			}
+			select {
+			case <-prodDone:
+				if prodErr != nil {
+					return nil, prodErr
+				}
+				if d, dl := col.Finished(); d+dl >= o.Batches {
+					wall := time.Since(start)
+					cancel()
+					colWG.Wait()
+					if err := pipe.Stop(); err != nil {
+						return nil, err
+					}
+					r := col.Report(produced, PhaseNames(o.Batches), wall)
+					return &r, nil
+				}
+			default:
+			}
+		}
+	}
+}
+
+func describeSteps(steps []*stages.Step) string {
+	parts := make([]string, len(steps))
+	for i, s := range steps {
+		parts[i] = fmt.Sprintf("%s [%s]", s.Spec.Name, strings.Join(s.ModelNames(), ", "))
+	}
+	return strings.Join(parts, " → ")
+}
+
+// watcher prints progress lines and leader switches.
+type watcher struct {
+	w       io.Writer
+	start   time.Time
+	pipe    *pipeline.Pipeline
+	leaders map[string]string
+}
+
+func newWatcher(w io.Writer, start time.Time, pipe *pipeline.Pipeline) *watcher {
+	return &watcher{w: w, start: start, pipe: pipe, leaders: map[string]string{}}
+}
+
+func (w *watcher) elapsed() string { return fmt.Sprintf("[%5.1fs]", time.Since(w.start).Seconds()) }
+
+func (w *watcher) switches() {
+	for _, s := range w.pipe.Snapshots() {
+		prev, seen := w.leaders[s.Step]
+		if s.Leader == "" || s.Leader == prev {
+			continue
+		}
+		if seen && prev != "" {
+			fmt.Fprintf(w.w, "%s %s: top-ranked model %s → %s\n", w.elapsed(), s.Step, prev, s.Leader)
+		} else {
+			fmt.Fprintf(w.w, "%s %s: top-ranked model is %s\n", w.elapsed(), s.Step, s.Leader)
+		}
+		w.leaders[s.Step] = s.Leader
+	}
+}
+
+func (w *watcher) line() string {
+	var parts []string
+	for _, s := range w.pipe.Snapshots() {
+		parts = append(parts, fmt.Sprintf("%s %d in → %d next, %d retry, %d dlq (leader %s)", s.Step, s.Batches, s.Next, s.Retry, s.DLQ, s.Leader))
+	}
+	return strings.Join(parts, " | ")
+}
+
+func (w *watcher) status(produced, total int64, delivered, dead int) {
+	fmt.Fprintf(w.w, "%s produced %d/%d · %s · finished %d (%d delivered, %d dead-lettered)\n",
+		w.elapsed(), produced, total, w.line(), delivered+dead, delivered, dead)
+}
