@@ -154,7 +154,9 @@ func TestIndependentProcesses(t *testing.T) {
 	}
 	start("broker", "--listen", addr)
 	kafka := stream.Config{Brokers: []string{addr}}
-	waitFor(t, 10*time.Second, func() bool { return stream.Ping(context.Background(), stream.Config{Brokers: kafka.Brokers, ConnectTimeout: time.Second}) == nil })
+	waitFor(t, 10*time.Second, func() bool {
+		return stream.Ping(context.Background(), stream.Config{Brokers: kafka.Brokers, ConnectTimeout: time.Second}) == nil
+	})
 	start("stage", "--step", "denoise", "--brokers", addr)
 	start("stage", "--step", "classify", "--brokers", addr)
 	const n = 60

@@ -41,7 +41,7 @@ type Options struct {
 	// A small window makes the workflow meet the drift in order, as it would
 	// a live stream; 0 keeps the default, a negative value disables it.
 	Window int
-	Log     *zap.Logger
+	Log    *zap.Logger
 }
 
 func (o *Options) defaults() {
