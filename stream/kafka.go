@@ -34,8 +34,9 @@ func (c Config) ClientOpts() []kgo.Opt {
 	return opts
 }
 
-// Ping checks that the brokers answer, with a message that says what to do
-// when they do not.
+// Ping waits for the brokers to answer, retrying with backoff (and logging
+// each miss) until cfg.ConnectTimeout (default 10s) has passed, then fails
+// with a message that says what to check.
 func Ping(ctx context.Context, cfg Config) error {
 	if len(cfg.Brokers) == 0 {
 		return errors.New("no Kafka brokers given: pass --brokers host:port[,host:port] or leave it out to use the embedded broker")
@@ -44,18 +45,38 @@ func Ping(ctx context.Context, cfg Config) error {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
+	addrs := strings.Join(cfg.Brokers, ",")
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := pingOnce(ctx, cfg, min(2*time.Second, timeout))
+		if err == nil {
+			return nil
+		}
+		if cfg.Log != nil {
+			cfg.Log.Warn("Kafka not reachable yet; retrying", zap.String("brokers", addrs), zap.Int("attempt", attempt),
+				zap.Duration("backoff", backoff), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot reach Kafka at %s within %s (%d attempts, last: %v); check the address and that the broker is running, or raise --connect-timeout",
+				addrs, timeout, attempt, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func pingOnce(ctx context.Context, cfg Config, timeout time.Duration) error {
 	cl, err := kgo.NewClient(append(cfg.ClientOpts(), kgo.RetryTimeout(timeout))...)
 	if err != nil {
-		return fmt.Errorf("kafka client for %s: %w", strings.Join(cfg.Brokers, ","), err)
+		return err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		return fmt.Errorf("cannot reach Kafka at %s within %s: %w; check the address and that the broker is running",
-			strings.Join(cfg.Brokers, ","), timeout, err)
-	}
-	return nil
+	return cl.Ping(ctx)
 }
 
 // EnsureTopics creates the topics that do not exist yet, each with the given

@@ -74,3 +74,24 @@ func TestHeaders(t *testing.T) {
 		t.Error("no error header expected without an error")
 	}
 }
+
+// TestPingWaitsForALateBroker starts the broker after Ping began: Ping must
+// keep retrying and succeed.
+func TestPingWaitsForALateBroker(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- stream.Ping(context.Background(), stream.Config{Brokers: []string{addr}, ConnectTimeout: 20 * time.Second})
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	b, err := stream.StartEmbedded(addr, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Ping gave up on a broker that started 1.5s late: %v", err)
+	}
+}
