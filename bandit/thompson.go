@@ -27,17 +27,30 @@ type ThompsonConfig struct {
 	// retry topic, a transaction, queueing). Without it a very cheap model
 	// that rarely passes ranks first and most batches pay for a retry hop.
 	OverheadMs float64
+	// PerModelDiscount applies Discount to a model's evidence only when
+	// that model is observed (a window over each model's own last attempts)
+	// instead of to every model at every attempt of the step. Models that
+	// are rarely tried then keep what was learned about them.
+	PerModelDiscount bool
 }
 
 // DefaultThompsonConfig is used for parameters a workflow leaves out.
 var DefaultThompsonConfig = ThompsonConfig{Discount: 0.98, PriorPass: 1, PriorFail: 1, OverheadMs: 5}
 
 func thompsonConfig(p Params) (ThompsonConfig, error) {
-	cfg := DefaultThompsonConfig
+	return parseThompson("thompson", DefaultThompsonConfig, p, nil)
+}
+
+// parseThompson applies params over cfg; extra names more parameters the
+// caller understands.
+func parseThompson(policy string, cfg ThompsonConfig, p Params, extra map[string]*float64) (ThompsonConfig, error) {
 	known := map[string]*float64{
 		"discount": &cfg.Discount, "prior_pass": &cfg.PriorPass,
 		"prior_fail": &cfg.PriorFail, "cost_prior_ms": &cfg.CostPriorMs,
 		"overhead_ms": &cfg.OverheadMs,
+	}
+	for k, v := range extra {
+		known[k] = v
 	}
 	for k, v := range p {
 		dst, ok := known[k]
@@ -47,19 +60,19 @@ func thompsonConfig(p Params) (ThompsonConfig, error) {
 				names = append(names, n)
 			}
 			sort.Strings(names)
-			return cfg, fmt.Errorf("thompson: unknown parameter %q; known parameters: %s", k, strings.Join(names, ", "))
+			return cfg, fmt.Errorf("%s: unknown parameter %q; known parameters: %s", policy, k, strings.Join(names, ", "))
 		}
 		*dst = v
 	}
 	switch {
 	case cfg.Discount <= 0 || cfg.Discount > 1:
-		return cfg, fmt.Errorf("thompson: discount must be in (0, 1], got %g", cfg.Discount)
+		return cfg, fmt.Errorf("%s: discount must be in (0, 1], got %g", policy, cfg.Discount)
 	case cfg.PriorPass <= 0 || cfg.PriorFail <= 0:
-		return cfg, fmt.Errorf("thompson: prior_pass and prior_fail must be > 0, got %g and %g", cfg.PriorPass, cfg.PriorFail)
+		return cfg, fmt.Errorf("%s: prior_pass and prior_fail must be > 0, got %g and %g", policy, cfg.PriorPass, cfg.PriorFail)
 	case cfg.CostPriorMs < 0:
-		return cfg, fmt.Errorf("thompson: cost_prior_ms must be >= 0, got %g", cfg.CostPriorMs)
+		return cfg, fmt.Errorf("%s: cost_prior_ms must be >= 0, got %g", policy, cfg.CostPriorMs)
 	case cfg.OverheadMs < 0:
-		return cfg, fmt.Errorf("thompson: overhead_ms must be >= 0, got %g", cfg.OverheadMs)
+		return cfg, fmt.Errorf("%s: overhead_ms must be >= 0, got %g", policy, cfg.OverheadMs)
 	}
 	return cfg, nil
 }
@@ -104,6 +117,9 @@ func NewThompson(k int, cfg ThompsonConfig, seed uint64) *Thompson {
 func (t *Thompson) Observe(i int, passed bool, cost float64) {
 	g := t.cfg.Discount
 	for j := range t.arms {
+		if t.cfg.PerModelDiscount && j != i {
+			continue
+		}
 		a := &t.arms[j]
 		a.pass *= g
 		a.fail *= g
@@ -158,14 +174,25 @@ func (t *Thompson) Rank(dst []int) []int {
 	prior := t.priorLogCost()
 	for i := range t.arms {
 		a := &t.arms[i]
-		t.beta.Alpha = t.cfg.PriorPass + a.pass
-		t.beta.Beta = t.cfg.PriorFail + a.fail
-		p := math.Max(t.beta.Rand(), 1e-6)
+		p := math.Max(t.samplePass(a), 1e-6)
 		m, sd := t.logCostPosterior(a, prior)
 		c := math.Exp(m+sd*t.rng.NormFloat64()) + t.cfg.OverheadMs
 		t.scores[i] = c / p
 	}
 	return RankByScore(dst, t.scores)
+}
+
+// samplePass draws a pass probability from the model's Beta posterior. With
+// plenty of evidence the Beta is close to a normal with the same mean and
+// variance, which is several times cheaper to draw from.
+func (t *Thompson) samplePass(a *arm) float64 {
+	alpha, beta := t.cfg.PriorPass+a.pass, t.cfg.PriorFail+a.fail
+	if n := alpha + beta; n > 30 {
+		mu := alpha / n
+		return min(1, max(0, mu+math.Sqrt(mu*(1-mu)/(n+1))*t.rng.NormFloat64()))
+	}
+	t.beta.Alpha, t.beta.Beta = alpha, beta
+	return t.beta.Rand()
 }
 
 // Estimates implements Policy.

@@ -186,3 +186,30 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Error("restored junk")
 	}
 }
+
+func TestFlexiFlowRankAllocatesNothing(t *testing.T) {
+	pol := NewFlexiFlow(8, DefaultFlexiFlowConfig, 1)
+	for i := 0; i < 400; i++ {
+		pol.Observe(i%8, i%3 != 0, float64(i%8+1))
+		pol.ObserveDownstream(i%8, 3, i%5 != 0)
+	}
+	rank := make([]int, 0, 8)
+	if a := testing.AllocsPerRun(100, func() { rank = pol.Rank(rank) }); a != 0 {
+		t.Errorf("Rank allocates %.1f times per decision, want 0", a)
+	}
+}
+
+// BenchmarkFlexiFlowRank8 is one decision of FlexiFlow's policy over 8
+// models with enough evidence that the posteriors are informative.
+func BenchmarkFlexiFlowRank8(b *testing.B) {
+	pol := NewFlexiFlow(8, DefaultFlexiFlowConfig, 1)
+	for i := 0; i < 400; i++ {
+		pol.Observe(i%8, i%3 != 0, float64(i%8+1))
+		pol.ObserveDownstream(i%8, 3, i%5 != 0)
+	}
+	rank := make([]int, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		rank = pol.Rank(rank)
+	}
+}

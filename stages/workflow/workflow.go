@@ -18,7 +18,7 @@ const (
 	DefaultPartitions      = 3
 	DefaultTimeout         = 5 * time.Second
 	DefaultMinPassFraction = 1.0
-	DefaultPolicy          = "thompson"
+	DefaultPolicy          = "flexiflow"
 )
 
 // Model kinds a workflow may name.

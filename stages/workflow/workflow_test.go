@@ -48,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		{*d.Assertions.Batch.MinPassFraction, 1.0},
 		{d.Assertions.Records[0].Name, "assertion1"},
 		{c.InputSchema, "flexiflow.demo.DigitImage"},
-		{d.Policy.Name, "thompson"},
+		{d.Policy.Name, "flexiflow"},
 		{w.Partitions, DefaultPartitions},
 	}
 	for i, ch := range checks {
