@@ -52,12 +52,6 @@ func (f *FlexiFlow) Observe(i int, passed bool, cost float64) {
 	f.dirty = true
 }
 
-// RestoreState implements Stateful.
-func (f *FlexiFlow) RestoreState(b []byte) error {
-	f.dirty = true
-	return f.Thompson.RestoreState(b)
-}
-
 // meanCosts refreshes the cached mean cost of every model. Costs are
 // observed on every attempt, so their mean is known well long before the
 // pass probability is: Rank samples only p. A model never tried costs

@@ -64,3 +64,43 @@ func (t *Thompson) RestoreState(b []byte) error {
 	}
 	return nil
 }
+
+// flexiflowState is FlexiFlow's saved form: Thompson's state plus what was
+// learned about each model's downstream effects.
+type flexiflowState struct {
+	Version  int             `json:"version"`
+	Thompson json.RawMessage `json:"thompson"`
+	Down     [][3]float64    `json:"downstream"` // per model: n, cost, delivered
+}
+
+// MarshalState implements Stateful.
+func (f *FlexiFlow) MarshalState() ([]byte, error) {
+	t, err := f.Thompson.MarshalState()
+	if err != nil {
+		return nil, err
+	}
+	s := flexiflowState{Version: 1, Thompson: t}
+	for _, d := range f.down {
+		s.Down = append(s.Down, [3]float64{d.n, d.cost, d.delivered})
+	}
+	return json.Marshal(s)
+}
+
+// RestoreState implements Stateful.
+func (f *FlexiFlow) RestoreState(b []byte) error {
+	var s flexiflowState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("flexiflow: saved state is not valid: %w", err)
+	}
+	if s.Version != 1 || len(s.Down) != len(f.down) {
+		return fmt.Errorf("flexiflow: saved state (version %d, %d models) does not fit this step (version 1, %d models)", s.Version, len(s.Down), len(f.down))
+	}
+	if err := f.Thompson.RestoreState(s.Thompson); err != nil {
+		return err
+	}
+	for i, d := range s.Down {
+		f.down[i] = downArm{d[0], d[1], d[2]}
+	}
+	f.dirty = true
+	return nil
+}

@@ -154,16 +154,27 @@ func BenchmarkRank8(b *testing.B) {
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	a, _ := New("thompson", 3, nil, 9)
+	for _, name := range []string{"thompson", "flexiflow"} {
+		t.Run(name, func(t *testing.T) { testStateRoundTrip(t, name) })
+	}
+}
+
+func testStateRoundTrip(t *testing.T, name string) {
+	a, _ := New(name, 3, nil, 9)
 	for i := 0; i < 50; i++ {
 		a.Observe(i%3, i%4 != 0, float64(1+i%3))
+	}
+	if d, ok := a.(*FlexiFlow); ok {
+		for i := 0; i < 30; i++ {
+			d.ObserveDownstream(i%3, float64(i%3), i%4 != 0)
+		}
 	}
 	a.Rank(nil)
 	saved, err := a.(Stateful).MarshalState()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := New("thompson", 3, nil, 12345) // another seed: the state must override it
+	b, _ := New(name, 3, nil, 12345) // another seed: the state must override it
 	if err := b.(Stateful).RestoreState(saved); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +189,7 @@ func TestStateRoundTrip(t *testing.T) {
 	if ea, eb := a.Estimates(nil), b.Estimates(nil); !slices.Equal(ea, eb) {
 		t.Errorf("estimates differ after restore: %v vs %v", ea, eb)
 	}
-	c, _ := New("thompson", 4, nil, 1)
+	c, _ := New(name, 4, nil, 1)
 	if err := c.(Stateful).RestoreState(saved); err == nil {
 		t.Error("restored a 3-model state into a 4-model policy")
 	}
