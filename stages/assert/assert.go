@@ -62,7 +62,7 @@ func Compile(spec Spec) (*Program, error) {
 		cel.Variable("input", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("output", cel.MapType(cel.StringType, cel.DynType)),
 		ext.Strings(), ext.Math(), ext.Lists(),
-		listFunc("sum", sum), listFunc("mean", mean), listFunc("roughness", roughness),
+		listFunc("sum", sum), listFunc("mean", mean), listFunc("roughness", Roughness),
 	)
 	if err != nil {
 		return nil, err
@@ -248,8 +248,10 @@ func mean(xs []float64) float64 {
 	return sum(xs) / float64(len(xs))
 }
 
-// roughness is the mean absolute difference of consecutive elements.
-func roughness(xs []float64) float64 {
+// Roughness is the mean absolute difference of consecutive elements, the
+// roughness(list) assertions call: a total-variation measure for signals
+// and for images flattened row-major. It is 0 for fewer than two elements.
+func Roughness(xs []float64) float64 {
 	if len(xs) < 2 {
 		return 0
 	}

@@ -74,10 +74,10 @@ func TestCompileErrors(t *testing.T) {
 }
 
 func TestRoughness(t *testing.T) {
-	if got := roughness([]float64{0, 2, 0, 2}); got != 2 {
+	if got := Roughness([]float64{0, 2, 0, 2}); got != 2 {
 		t.Errorf("roughness = %g, want 2", got)
 	}
-	if got := roughness([]float64{3}); got != 0 {
+	if got := Roughness([]float64{3}); got != 0 {
 		t.Errorf("roughness of one element = %g", got)
 	}
 	if !math.IsNaN(mean(nil)) {

@@ -2,9 +2,11 @@ package demo
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/flexiflow/flexiflow/stages/models/digits"
 	"github.com/flexiflow/flexiflow/stream/streamtest"
 )
 
@@ -57,5 +59,33 @@ func TestDemo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWorkflowUsesCalibratedThresholds keeps the demo workflow's assertion
+// thresholds equal to the ones the digits package calibrated.
+func TestWorkflowUsesCalibratedThresholds(t *testing.T) {
+	wf, err := Workflow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		prefix string
+		value  float64
+	}{
+		"denoise":  {"roughness(output.pixels) <= ", digits.RoughnessMax},
+		"classify": {"output.confidence >= ", digits.ConfidenceMin},
+	}
+	for _, s := range wf.Steps {
+		w, found := want[s.Name], false
+		for _, a := range s.Assertions.Records {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(a.Expr), w.prefix); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				found = err == nil && f == w.value
+			}
+		}
+		if !found {
+			t.Errorf("step %s: no assertion %q%v", s.Name, w.prefix, w.value)
+		}
 	}
 }
