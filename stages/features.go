@@ -23,14 +23,14 @@ func summarize(records []models.Record) []schemas.FeatureSummary {
 	}
 	for _, r := range records {
 		for k, v := range r {
-			if x, ok := number(v); ok {
+			if x, ok := models.Number(v); ok {
 				add(k, x)
 				continue
 			}
 			switch l := v.(type) {
 			case []any:
 				for _, e := range l {
-					if x, ok := number(e); ok {
+					if x, ok := models.Number(e); ok {
 						add(k, x)
 					}
 				}
@@ -47,22 +47,6 @@ func summarize(records []models.Record) []schemas.FeatureSummary {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-func number(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	}
-	return 0, false
 }
 
 // welford accumulates mean and variance in one pass.

@@ -38,19 +38,11 @@ func compile(path string) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	mreg, ds, err := demo.Builtins()
+	c, err := demo.Compile(wf)
 	if err != nil {
 		return nil, err
 	}
-	sreg, err := schemas.NewRegistry()
-	if err != nil {
-		return nil, err
-	}
-	steps, err := stages.Compile(wf, stages.Deps{Models: mreg, Schemas: sreg})
-	if err != nil {
-		return nil, err
-	}
-	return &loaded{wf: wf, steps: steps, schemas: sreg, digits: ds, close: func() {}}, nil
+	return &loaded{wf: wf, steps: c.Steps, schemas: c.Schemas, digits: c.Digits, close: func() {}}, nil
 }
 
 // connect checks that brokers answer, or starts the embedded broker when

@@ -10,6 +10,8 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
+
+	"github.com/flexiflow/flexiflow/stages/models"
 )
 
 // Spec is what a workflow file says about a step's assertions.
@@ -175,7 +177,7 @@ func (p *Program) aggregates(r Result, frac float64, out []map[string]any) map[s
 	counts := map[string]float64{}
 	for _, rec := range out {
 		for k, v := range rec {
-			if f, ok := toFloat(v); ok {
+			if f, ok := models.Number(v); ok {
 				sums[k] += f
 				counts[k]++
 			}
@@ -189,22 +191,6 @@ func (p *Program) aggregates(r Result, frac float64, out []map[string]any) map[s
 		"size": int64(r.Size), "passed": int64(r.Passed), "pass_fraction": frac,
 		"failed": failed, "mean": means,
 	}
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	}
-	return 0, false
 }
 
 // listFunc declares a CEL function from list to double.

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/stages/models/digits"
 	"github.com/flexiflow/flexiflow/stages/workflow"
@@ -40,6 +41,32 @@ func Builtins() (*models.Registry, *digits.Dataset, error) {
 	r := models.NewRegistry()
 	digits.Register(r, ds)
 	return r, ds, nil
+}
+
+// Compiled is a workflow compiled against the built-in models.
+type Compiled struct {
+	Workflow *workflow.Workflow
+	Steps    []*stages.Step
+	Schemas  *schemas.Registry
+	Digits   *digits.Dataset
+}
+
+// Compile compiles wf against the built-in models and the embedded schemas
+// (plus the workflow's own).
+func Compile(wf *workflow.Workflow) (*Compiled, error) {
+	mreg, ds, err := Builtins()
+	if err != nil {
+		return nil, err
+	}
+	sreg, err := schemas.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	steps, err := stages.Compile(wf, stages.Deps{Models: mreg, Schemas: sreg})
+	if err != nil {
+		return nil, err
+	}
+	return &Compiled{Workflow: wf, Steps: steps, Schemas: sreg, Digits: ds}, nil
 }
 
 // BatchID names the i-th batch the demo producer writes.

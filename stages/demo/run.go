@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/sinks/summary"
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/pipeline"
@@ -82,18 +81,11 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	mreg, ds, err := Builtins()
+	c, err := Compile(wf)
 	if err != nil {
 		return nil, err
 	}
-	sreg, err := schemas.NewRegistry()
-	if err != nil {
-		return nil, err
-	}
-	steps, err := stages.Compile(wf, stages.Deps{Models: mreg, Schemas: sreg})
-	if err != nil {
-		return nil, err
-	}
+	steps := c.Steps
 	kafka := stream.Config{Brokers: o.Brokers, Log: o.Log}
 	if len(o.Brokers) == 0 {
 		b, err := stream.StartEmbedded("127.0.0.1:0", wf.Partitions)
@@ -106,7 +98,7 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 	} else if err := stream.Ping(ctx, kafka); err != nil {
 		return nil, err
 	}
-	prod, err := NewProducer(ds, wf, sreg, o.BatchSize, o.Seed)
+	prod, err := NewProducer(c.Digits, wf, c.Schemas, o.BatchSize, o.Seed)
 	if err != nil {
 		return nil, err
 	}

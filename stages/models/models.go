@@ -63,3 +63,23 @@ func (r *Registry) New(name string, opts map[string]any) (Model, error) {
 	}
 	return m, nil
 }
+
+// Number converts a numeric field value of a Record (any of goavro's
+// native number types, or a Go int) to float64.
+func Number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	}
+	return 0, false
+}

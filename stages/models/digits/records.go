@@ -29,7 +29,7 @@ func Pixels(rec models.Record) ([]float64, error) {
 	case []any:
 		px = make([]float64, len(v))
 		for i, e := range v {
-			f, ok := toFloat(e)
+			f, ok := models.Number(e)
 			if !ok {
 				return nil, fmt.Errorf("pixel %d is %T (%v), want a number", i, e, e)
 			}
@@ -47,25 +47,6 @@ func Pixels(rec models.Record) ([]float64, error) {
 		}
 	}
 	return px, nil
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	default:
-		return 0, false
-	}
 }
 
 func toAny(xs []float64) []any {

@@ -95,7 +95,7 @@ func floatOption(opts map[string]any, name string, def, lo, hi float64) (float64
 	if !ok {
 		return def, nil
 	}
-	v, ok := toFloat(raw)
+	v, ok := models.Number(raw)
 	if !ok {
 		return 0, fmt.Errorf("option %s: got %T (%v), want a number", name, raw, raw)
 	}
