@@ -8,7 +8,8 @@
 //     a record schema, so every record type gets its own batch schema and
 //     fingerprint.
 //   - trace.avsc: one row per attempt, written to <workflow>.traces.
-//   - demo/*.avsc: the record types of the demo workflow.
+//   - demo/*.avsc: the record types of the demo workflow;
+//     bench/*.avsc: those of the throughput benchmark.
 //
 // Messages use Avro single-object encoding: the two bytes C3 01, the 64-bit
 // CRC-64-AVRO (Rabin) fingerprint of the writer's canonical schema, then the

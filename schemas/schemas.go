@@ -13,7 +13,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 )
 
-//go:embed *.avsc demo/*.avsc
+//go:embed *.avsc demo/*.avsc bench/*.avsc
 var embedded embed.FS
 
 // ErrNotSingleObject means the bytes do not start with the Avro
@@ -33,9 +33,13 @@ type Registry struct {
 // NewRegistry returns a registry holding the embedded record schemas.
 func NewRegistry() (*Registry, error) {
 	r := &Registry{records: map[string]string{}}
-	files, err := fs.Glob(embedded, "demo/*.avsc")
-	if err != nil {
-		return nil, err
+	var files []string
+	for _, dir := range []string{"demo", "bench"} {
+		f, err := fs.Glob(embedded, dir+"/*.avsc")
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f...)
 	}
 	for _, f := range files {
 		b, err := embedded.ReadFile(f)

@@ -92,7 +92,7 @@ func TestRegistryRejects(t *testing.T) {
 			t.Errorf("accepted %s", s)
 		}
 	}
-	if _, err := reg.BatchCodec("no.Such"); err == nil || !strings.Contains(err.Error(), "known: flexiflow.demo.DigitImage") {
+	if _, err := reg.BatchCodec("no.Such"); err == nil || !strings.Contains(err.Error(), "flexiflow.demo.DigitImage") {
 		t.Errorf("unknown record: %v", err)
 	}
 }

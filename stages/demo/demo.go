@@ -144,6 +144,14 @@ func NewProducer(ds *digits.Dataset, wf *workflow.Workflow, reg *schemas.Registr
 	return &Producer{ds: ds, wf: wf, codec: codec, size: size, seed: seed}, nil
 }
 
+// Encode builds and encodes batch i of a run of total batches. The same
+// (seed, i, total) always gives the same images.
+func (p *Producer) Encode(i, total int) ([]byte, error) {
+	_, recs := p.ds.MakeBatch(rand.New(rand.NewPCG(p.seed, uint64(i))), i, total, p.size)
+	b := &schemas.Batch{ID: BatchID(i), Workflow: p.wf.Name, CreatedAtMs: time.Now().UnixMilli(), Records: recs}
+	return p.codec.Encode(nil, b)
+}
+
 // Produce writes total batches in order (batch i drifts per the schedule for
 // total) and returns their ids. Before batch i it calls gate(i), which may
 // block to hold the producer back (the demo keeps only a window of batches
@@ -156,7 +164,6 @@ func (p *Producer) Produce(ctx context.Context, kafka stream.Config, total int, 
 		return nil, err
 	}
 	defer cl.Close()
-	rng := rand.New(rand.NewPCG(p.seed, p.seed+1))
 	ids := make([]string, 0, total)
 	var firstErr error
 	errs := make(chan error, 1)
@@ -167,10 +174,8 @@ func (p *Producer) Produce(ctx context.Context, kafka stream.Config, total int, 
 		if ctx.Err() != nil {
 			break
 		}
-		_, recs := p.ds.MakeBatch(rng, i, total, p.size)
 		id := BatchID(i)
-		b := &schemas.Batch{ID: id, Workflow: p.wf.Name, CreatedAtMs: time.Now().UnixMilli(), Records: recs}
-		v, err := p.codec.Encode(nil, b)
+		v, err := p.Encode(i, total)
 		if err != nil {
 			return ids, err
 		}

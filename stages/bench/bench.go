@@ -1,0 +1,393 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/demo"
+	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/workflow"
+	"github.com/flexiflow/flexiflow/stream"
+)
+
+// Options configure a run.
+type Options struct {
+	Kafka       stream.Config // brokers; the caller starts the embedded one if none
+	Batches     int           // batches in the backlog each variant drains
+	BatchSize   int           // records per batch
+	RecordBytes int           // payload bytes per record (stage-noop and raw)
+	Partitions  int
+	Consumers   int      // consumers per variant (goroutines, each a group member)
+	Variants    []string // default: raw, stage-noop, stage-demo
+	Log         *zap.Logger
+	Progress    func(string)
+}
+
+// Variant is one variant's figures.
+type Variant struct {
+	Name              string  `json:"name"`
+	Batches           int     `json:"batches"`
+	Seconds           float64 `json:"seconds"`
+	RecordsPerSecond  float64 `json:"records_per_second"`
+	BatchesPerSecond  float64 `json:"batches_per_second"`
+	LatencyP50Ms      float64 `json:"latency_p50_ms"`
+	LatencyP99Ms      float64 `json:"latency_p99_ms"`
+	PacedBatchesPerS  float64 `json:"paced_batches_per_second"`
+	CPUSecondsPer1000 float64 `json:"cpu_seconds_per_1000_batches"`
+}
+
+// Report is a run's result.
+type Report struct {
+	Batches     int       `json:"batches"`
+	BatchSize   int       `json:"batch_size"`
+	RecordBytes int       `json:"record_bytes"`
+	Partitions  int       `json:"partitions"`
+	Consumers   int       `json:"consumers"`
+	Variants    []Variant `json:"variants"`
+	// Ratio is stage-noop's batches per second over raw's.
+	Ratio float64 `json:"ratio"`
+}
+
+// Run measures every variant in turn.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if len(o.Variants) == 0 {
+		o.Variants = []string{"raw", "stage-noop", "stage-demo"}
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Progress == nil {
+		o.Progress = func(string) {}
+	}
+	if o.Batches < 1 || o.BatchSize < 1 || o.RecordBytes < 0 || o.Partitions < 1 || o.Consumers < 1 {
+		return nil, fmt.Errorf("batches, batch size, partitions and consumers must be at least 1 (got %d, %d, %d, %d), record bytes at least 0",
+			o.Batches, o.BatchSize, o.Partitions, o.Consumers)
+	}
+	rep := &Report{Batches: o.Batches, BatchSize: o.BatchSize, RecordBytes: o.RecordBytes, Partitions: o.Partitions, Consumers: o.Consumers}
+	for _, name := range o.Variants {
+		v, err := runVariant(ctx, o, name)
+		if err != nil {
+			return nil, fmt.Errorf("variant %s: %w", name, err)
+		}
+		o.Progress(fmt.Sprintf("%s: %.0f batches/s, p99 %.1f ms", name, v.BatchesPerSecond, v.LatencyP99Ms))
+		rep.Variants = append(rep.Variants, *v)
+	}
+	var raw, noop float64
+	for _, v := range rep.Variants {
+		switch v.Name {
+		case "raw":
+			raw = v.BatchesPerSecond
+		case "stage-noop":
+			noop = v.BatchesPerSecond
+		}
+	}
+	if raw > 0 {
+		rep.Ratio = noop / raw
+	}
+	return rep, nil
+}
+
+// setup is one variant's topics, input and consumer.
+type setup struct {
+	in, out string
+	topics  []string
+	make    func(i int) ([]byte, error) // encoded batch i
+	run     func(ctx context.Context, consumer int) error
+}
+
+func runVariant(ctx context.Context, o Options, name string) (*Variant, error) {
+	s, err := prepare(o, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.EnsureTopics(ctx, o.Kafka, o.Partitions, s.topics...); err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(o.Kafka.ClientOpts(), kgo.DefaultProduceTopic(s.in), kgo.ProducerLinger(time.Millisecond))...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+
+	// Throughput: preload a backlog, then drain it.
+	o.Progress(fmt.Sprintf("%s: preloading %d batches", name, o.Batches))
+	if err := produce(ctx, cl, s, 0, o.Batches, nil); err != nil {
+		return nil, err
+	}
+	reader, err := newReader(o.Kafka, s.out)
+	if err != nil {
+		return nil, err
+	}
+	defer reader.close()
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, o.Consumers)
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	for c := 0; c < o.Consumers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.run(runCtx, c); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+	if err := reader.waitFor(ctx, o.Batches, 10*time.Minute); err != nil {
+		return nil, err
+	}
+	elapsed := time.Since(start).Seconds()
+	cpu := cpuSeconds() - cpu0
+	v := &Variant{Name: name, Batches: o.Batches, Seconds: elapsed,
+		BatchesPerSecond: float64(o.Batches) / elapsed, CPUSecondsPer1000: cpu / float64(o.Batches) * 1000}
+	v.RecordsPerSecond = v.BatchesPerSecond * float64(o.BatchSize)
+
+	// Latency: a paced stream at half the measured rate.
+	paced := max(1, v.BatchesPerSecond/2)
+	n := int(math.Min(float64(o.Batches), paced*5)) // about five seconds
+	o.Progress(fmt.Sprintf("%s: %.0f batches/s; measuring latency at %.0f batches/s", name, v.BatchesPerSecond, paced))
+	sent := make([]time.Time, n)
+	reader.track(o.Batches, sent)
+	if err := produce(ctx, cl, s, o.Batches, n, func(i int) {
+		next := start.Add(time.Duration(float64(i) / paced * float64(time.Second)))
+		if i == 0 {
+			start = time.Now()
+			next = start
+		}
+		time.Sleep(time.Until(next))
+		sent[i] = time.Now()
+	}); err != nil {
+		return nil, err
+	}
+	if err := reader.waitFor(ctx, o.Batches+n, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	lat := reader.latencies()
+	v.PacedBatchesPerS = paced
+	v.LatencyP50Ms, v.LatencyP99Ms = quantile(lat, 0.5), quantile(lat, 0.99)
+	return v, nil
+}
+
+// produce writes batches first..first+n-1; before each, pace(i-first) may
+// wait and stamp the send time.
+func produce(ctx context.Context, cl *kgo.Client, s *setup, first, n int, pace func(i int)) error {
+	var firstErr error
+	var mu sync.Mutex
+	for i := first; i < first+n; i++ {
+		v, err := s.make(i)
+		if err != nil {
+			return err
+		}
+		if pace != nil {
+			pace(i - first)
+		}
+		cl.Produce(ctx, &kgo.Record{Key: []byte(batchID(i)), Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	return firstErr
+}
+
+func batchID(i int) string { return fmt.Sprintf("b%08d", i) }
+
+func prepare(o Options, name string) (*setup, error) {
+	prefix := fmt.Sprintf("bench-%s-%d", name, time.Now().UnixNano()%1e9)
+	switch name {
+	case "raw":
+		return rawSetup(o, prefix)
+	case "stage-noop":
+		return noopSetup(o, prefix)
+	case "stage-demo":
+		return demoSetup(o, prefix)
+	}
+	return nil, fmt.Errorf("unknown variant %q; known: raw, stage-noop, stage-demo", name)
+}
+
+// blobBatches encodes batches of Blob records of the configured size.
+func blobBatches(o Options, wf string) (func(int) ([]byte, error), error) {
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	codec, err := reg.BatchCodec("flexiflow.bench.Blob")
+	if err != nil {
+		return nil, err
+	}
+	payload := make([]byte, o.RecordBytes)
+	_, _ = rand.Read(payload)
+	return func(i int) ([]byte, error) {
+		b := &schemas.Batch{ID: batchID(i), Workflow: wf, CreatedAtMs: time.Now().UnixMilli(), Records: make([]map[string]any, o.BatchSize)}
+		for j := range b.Records {
+			b.Records[j] = map[string]any{"id": fmt.Sprintf("%d-%d", i, j), "payload": payload}
+		}
+		return codec.Encode(nil, b)
+	}, nil
+}
+
+func rawSetup(o Options, prefix string) (*setup, error) {
+	mk, err := blobBatches(o, prefix)
+	if err != nil {
+		return nil, err
+	}
+	s := &setup{in: prefix + ".in", out: prefix + ".out", make: mk}
+	s.topics = []string{s.in, s.out}
+	s.run = func(ctx context.Context, c int) error {
+		sess, err := kgo.NewGroupTransactSession(append(o.Kafka.ClientOpts(),
+			kgo.ConsumerGroup(prefix), kgo.ConsumeTopics(s.in),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.TransactionalID(fmt.Sprintf("%s-%d", prefix, c)),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets())...)
+		if err != nil {
+			return err
+		}
+		defer sess.Close()
+		for {
+			f := sess.PollRecords(ctx, 32)
+			if ctx.Err() != nil || f.IsClientClosed() {
+				return nil
+			}
+			if f.NumRecords() == 0 {
+				continue
+			}
+			if err := sess.Begin(); err != nil {
+				return err
+			}
+			f.EachRecord(func(r *kgo.Record) {
+				sess.Produce(ctx, &kgo.Record{Topic: s.out, Key: r.Key, Value: r.Value, Headers: r.Headers}, nil)
+			})
+			if _, err := sess.End(context.WithoutCancel(ctx), kgo.TryCommit); err != nil {
+				return err
+			}
+		}
+	}
+	return s, nil
+}
+
+func noopSetup(o Options, prefix string) (*setup, error) {
+	yaml := fmt.Sprintf(`workflow: %s
+input_schema: flexiflow.bench.Blob
+partitions: %d
+steps:
+  - name: noop
+    output_schema: flexiflow.bench.Blob
+    models: [{name: noop, builtin: bench.noop}]
+    assertions:
+      records: [{name: has-id, expr: "output.id != ''"}]
+`, prefix, o.Partitions)
+	wf, err := workflow.Parse("bench-noop.yaml", []byte(yaml))
+	if err != nil {
+		return nil, err
+	}
+	reg := models.NewRegistry()
+	reg.Register("bench.noop", func(map[string]any) (models.Model, error) {
+		return models.Func(func(_ context.Context, in []models.Record) ([]models.Record, error) { return in, nil }), nil
+	})
+	sreg, err := schemas.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	steps, err := stages.Compile(wf, stages.Deps{Models: reg, Schemas: sreg})
+	if err != nil {
+		return nil, err
+	}
+	mk, err := blobBatches(o, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return stageSetup(o, steps[0], mk), nil
+}
+
+func demoSetup(o Options, prefix string) (*setup, error) {
+	wf, err := demo.Workflow()
+	if err != nil {
+		return nil, err
+	}
+	wf.Name = prefix // a fresh name keeps this run's groups apart
+	c, err := demo.Compile(wf)
+	if err != nil {
+		return nil, err
+	}
+	prod, err := demo.NewProducer(c.Digits, wf, c.Schemas, o.BatchSize, 1)
+	if err != nil {
+		return nil, err
+	}
+	step := c.Steps[0]
+	// Everything the demo's first step writes stays under this run's prefix.
+	spec := *step.Spec
+	spec.Topics.In, spec.Topics.Retry, spec.Topics.DLQ = prefix+".in", prefix+".retry", prefix+".dlq"
+	spec.Output, spec.Group = prefix+".out", prefix
+	wf.Topics.Traces, wf.Topics.State = prefix+".traces", prefix+".state"
+	step.Spec = &spec
+	return stageSetup(o, step, func(i int) ([]byte, error) { return prod.Encode(i, o.Batches) }), nil
+}
+
+func stageSetup(o Options, step *stages.Step, mk func(int) ([]byte, error)) *setup {
+	wf := step.Workflow
+	spec := step.Spec
+	s := &setup{in: spec.Topics.In, out: spec.Output, make: mk,
+		topics: []string{spec.Topics.In, spec.Topics.Retry, spec.Topics.DLQ, spec.Output, wf.Topics.Traces, wf.Topics.State}}
+	s.run = func(ctx context.Context, c int) error {
+		st, err := stages.NewStage(step, o.Kafka, stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("bench-%d", c)))
+		if err != nil {
+			return err
+		}
+		return st.Run(ctx)
+	}
+	return s
+}
+
+// cpuSeconds is this process's user and system CPU time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(xs)
+	return xs[min(len(xs)-1, int(q*float64(len(xs))))]
+}
+
+// WriteTable prints the report for people.
+func (r *Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "%d batches of %d records × %d bytes, %d partitions, %d consumer(s)\n", r.Batches, r.BatchSize, r.RecordBytes, r.Partitions, r.Consumers)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "variant\trecords/s\tbatches/s\tp50 ms\tp99 ms\t(at batches/s)\tCPU s/1000 batches\t")
+	for _, v := range r.Variants {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%.2f\t\n", v.Name, v.RecordsPerSecond, v.BatchesPerSecond,
+			v.LatencyP50Ms, v.LatencyP99Ms, v.PacedBatchesPerS, v.CPUSecondsPer1000)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "ratio (stage-noop / raw throughput): %.2f\n", r.Ratio)
+}
