@@ -1,0 +1,43 @@
+package bench
+
+import (
+	"context"
+	"testing"
+
+	"github.com/flexiflow/flexiflow/stream/streamtest"
+)
+
+// TestRunMeasuresEveryVariant runs a small benchmark on each backend and
+// checks that every variant moved every batch and produced figures; the
+// figures themselves are for people (flexiflow bench throughput), not
+// asserted here.
+func TestRunMeasuresEveryVariant(t *testing.T) {
+	for _, b := range streamtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			rep, err := Run(context.Background(), Options{Kafka: b.Start(t), Batches: 60, BatchSize: 10, RecordBytes: 64, Partitions: 2, Consumers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Variants) != 3 {
+				t.Fatalf("want 3 variants, got %d", len(rep.Variants))
+			}
+			for _, v := range rep.Variants {
+				if v.Batches != 60 || !(v.BatchesPerSecond > 0) || !(v.LatencyP99Ms >= v.LatencyP50Ms) || v.LatencyP50Ms <= 0 {
+					t.Errorf("%s: implausible figures %+v", v.Name, v)
+				}
+			}
+			if !(rep.Ratio > 0) {
+				t.Errorf("ratio %v", rep.Ratio)
+			}
+		})
+	}
+}
+
+func TestRejectsBadOptions(t *testing.T) {
+	if _, err := Run(context.Background(), Options{Batches: 0, BatchSize: 1, Partitions: 1, Consumers: 1}); err == nil {
+		t.Error("zero batches accepted")
+	}
+	if _, err := Run(context.Background(), Options{Batches: 1, BatchSize: 1, Partitions: 1, Consumers: 1, Variants: []string{"warp"}}); err == nil {
+		t.Error("unknown variant accepted")
+	}
+}
