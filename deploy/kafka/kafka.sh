@@ -46,7 +46,11 @@ resolve() {
   need mvn maven
   echo "kafka.sh: resolving Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml") from Maven Central into $cache/libs"
   mkdir -p "$cache/libs"
-  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$cache/libs" -DincludeScope=runtime
+  if ! mvn -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$cache/libs" -DincludeScope=runtime > "$cache/mvn.log" 2>&1; then
+    echo "kafka.sh: Maven could not resolve Kafka; last lines of $cache/mvn.log:" >&2
+    tail -20 "$cache/mvn.log" >&2
+    exit 1
+  fi
   touch "$cache/libs/.complete"
 }
 
