@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,4 +236,62 @@ func TestDemoSummaryJSON(t *testing.T) {
 	if !strings.Contains(out, "step classify") || !strings.Contains(out, "produced") {
 		t.Errorf("demo output lacks the summary table:\n%s", out)
 	}
+}
+
+// TestRunWorkflowFile runs a user's workflow file with `flexiflow run` on its
+// embedded broker, feeds it with `flexiflow produce`, and checks the batches
+// come out, then that SIGTERM stops it cleanly.
+func TestRunWorkflowFile(t *testing.T) {
+	out, _, err := run(t, 30*time.Second, "demo", "--print-workflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := filepath.Join(t.TempDir(), "digits.yaml")
+	if err := os.WriteFile(wf, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "run", wf, "--progress-every", "1s")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line := make([]byte, 4096)
+	n, _ := stdout.Read(line)
+	m := regexp.MustCompile(`running on \[([0-9.:]+)\]`).FindSubmatch(line[:n])
+	if m == nil {
+		t.Fatalf("run did not print its broker address: %q\n%s", line[:n], stderr.String())
+	}
+	addr := string(m[1])
+	const batches = 40
+	if o, e, err := run(t, time.Minute, "produce", "--workflow", wf, "--brokers", addr, "--batches", fmt.Sprint(batches)); err != nil {
+		t.Fatalf("produce: %v\n%s%s", err, o, e)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("digits.out", "digits.denoise.dlq", "digits.classify.dlq"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[string]bool{}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(seen) < batches && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[stream.Header(r, stream.HeaderBatchID)] = true })
+		cancel()
+	}
+	if len(seen) != batches {
+		t.Errorf("%d of %d batches came out of the workflow", len(seen), batches)
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("run did not exit cleanly on SIGTERM: %v\n%s", err, stderr.String())
+	}
+	t.Logf("run stopped %.2fs after SIGTERM", time.Since(start).Seconds())
 }
