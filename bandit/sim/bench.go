@@ -46,7 +46,7 @@ type PolicyReport struct {
 	CostPerDeliveredCI95 float64  `json:"cost_per_delivered_ci95"`
 	DeliveryRate         float64  `json:"delivery_rate"`
 	Regret               float64  `json:"regret"`
-	DetectionDelay       *float64 `json:"detection_delay_batches"`
+	DetectionDelay       float64  `json:"detection_delay_batches"` // 0 when the scenario has no lasting change
 	DecisionNs           float64  `json:"decision_ns"`
 }
 
@@ -136,8 +136,7 @@ func Bench(sc *Scenario, names []string, seeds int) (*Report, error) {
 		pr.Regret = pr.CostPerDelivered/oracleCPD - 1
 		pr.DecisionNs = ns / float64(len(rs))
 		if delays > 0 {
-			d := delay / float64(delays)
-			pr.DetectionDelay = &d
+			pr.DetectionDelay = delay / float64(delays)
 		}
 		rep.Policies = append(rep.Policies, pr)
 	}

@@ -67,3 +67,29 @@ func (o *oracle) plan(t float64, s int, mult float64) (order []int, cost, delive
 	}
 	return order, cost, deliver
 }
+
+// clock is the simulator's current batch and the multiplier the previous
+// step's choice puts on this step's pass probabilities.
+type clock struct{ t, mult float64 }
+
+// oraclePolicy puts the oracle behind the bandit.Policy interface: it reads
+// the truth from the simulator's clock and learns nothing.
+type oraclePolicy struct {
+	o    *oracle
+	now  *clock
+	step int
+}
+
+func (p *oraclePolicy) Rank(dst []int) []int {
+	return p.o.rank(dst, p.now.t, p.step, p.now.mult)
+}
+
+func (p *oraclePolicy) Observe(int, bool, float64) {}
+
+func (p *oraclePolicy) Estimates(dst []bandit.Estimate) []bandit.Estimate {
+	dst = dst[:0]
+	for _, m := range p.o.sc.Steps[p.step].Models {
+		dst = append(dst, bandit.Estimate{PassProb: m.Pass.At(p.now.t) * p.now.mult, Cost: m.LatencyMs.At(p.now.t)})
+	}
+	return dst
+}

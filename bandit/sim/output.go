@@ -22,10 +22,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "policy\tcost/delivered\t±95%\tdelivered\tregret\tdetection delay\tdecision ns\t")
 	for _, p := range r.Policies {
-		delay := "-"
-		if p.DetectionDelay != nil {
-			delay = fmt.Sprintf("%.0f", *p.DetectionDelay)
-		}
+		delay := fmt.Sprintf("%.0f", p.DetectionDelay)
 		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f%%\t%+.3f\t%s\t%.0f\t\n", p.Name, p.CostPerDelivered, p.CostPerDeliveredCI95,
 			100*p.DeliveryRate, p.Regret, delay, p.DecisionNs)
 	}

@@ -46,13 +46,15 @@ const Oracle = "oracle"
 // nil) for one seed. keepSeries keeps the per-batch series.
 func Run(sc *Scenario, f Factory, seed uint64, keepSeries bool) Result {
 	steps := len(sc.Steps)
-	pols := make([]bandit.Policy, steps)
-	if f != nil {
-		for s, st := range sc.Steps {
-			pols[s] = f(s, len(st.Models), seed*7919+uint64(s))
-		}
-	}
 	or := newOracle(sc)
+	var now clock // what the oracle policies may see: the batch, and the previous step's multiplier
+	if f == nil {
+		f = func(s, _ int, _ uint64) bandit.Policy { return &oraclePolicy{o: or, now: &now, step: s} }
+	}
+	pols := make([]bandit.Policy, steps)
+	for s, st := range sc.Steps {
+		pols[s] = f(s, len(st.Models), seed*7919+uint64(s))
+	}
 	res := Result{Batches: sc.Batches}
 	if keepSeries {
 		res.BatchCost = make([]float64, sc.Batches)
@@ -83,15 +85,12 @@ func Run(sc *Scenario, f Factory, seed uint64, keepSeries bool) Result {
 					mult = d
 				}
 			}
+			now = clock{t: t, mult: mult}
 			oracleRank = or.rank(oracleRank, t, s, mult)
-			if f == nil {
-				rank = append(rank[:0], oracleRank...)
-			} else {
-				start := time.Now()
-				rank = pols[s].Rank(rank)
-				rankNs += float64(time.Since(start).Nanoseconds())
-				ranks++
-			}
+			start := time.Now()
+			rank = pols[s].Rank(rank)
+			rankNs += float64(time.Since(start).Nanoseconds())
+			ranks++
 			det[s].observe(b, oracleRank[0], rank[0])
 			passedAt := -1
 			for _, i := range rank {
@@ -100,9 +99,7 @@ func Run(sc *Scenario, f Factory, seed uint64, keepSeries bool) Result {
 				lat := m.LatencyMs.At(t) * math.Exp(m.Sigma()*normal(u2, u3)-m.Sigma()*m.Sigma()/2)
 				pass := u1 < math.Min(1, m.Pass.At(t)*mult)
 				cost += lat
-				if f != nil {
-					pols[s].Observe(i, pass, lat)
-				}
+				pols[s].Observe(i, pass, lat)
 				if pass {
 					passedAt = i
 					break
@@ -115,7 +112,7 @@ func Run(sc *Scenario, f Factory, seed uint64, keepSeries bool) Result {
 			served[s], costAt[s] = passedAt, cost
 			prev = passedAt
 		}
-		for s := 0; f != nil && s < steps && served[s] >= 0; s++ {
+		for s := 0; s < steps && served[s] >= 0; s++ {
 			if d, ok := pols[s].(DownstreamObserver); ok {
 				d.ObserveDownstream(served[s], cost-costAt[s], delivered)
 			}
