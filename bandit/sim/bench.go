@@ -41,13 +41,13 @@ func factory(name string, sc *Scenario) (Factory, error) {
 
 // PolicyReport is one policy's figures over all seeds.
 type PolicyReport struct {
-	Name                 string   `json:"name"`
-	CostPerDelivered     float64  `json:"cost_per_delivered"`
-	CostPerDeliveredCI95 float64  `json:"cost_per_delivered_ci95"`
-	DeliveryRate         float64  `json:"delivery_rate"`
-	Regret               float64  `json:"regret"`
-	DetectionDelay       float64  `json:"detection_delay_batches"` // 0 when the scenario has no lasting change
-	DecisionNs           float64  `json:"decision_ns"`
+	Name                 string  `json:"name"`
+	CostPerDelivered     float64 `json:"cost_per_delivered"`
+	CostPerDeliveredCI95 float64 `json:"cost_per_delivered_ci95"`
+	DeliveryRate         float64 `json:"delivery_rate"`
+	Regret               float64 `json:"regret"`
+	DetectionDelay       float64 `json:"detection_delay_batches"` // 0 when the scenario has no lasting change
+	DecisionNs           float64 `json:"decision_ns"`
 }
 
 // Report is a scenario's results.
