@@ -37,6 +37,8 @@ type Stage struct {
 
 	maxPoll       int
 	instance      string
+	metrics       *Metrics
+	ready         atomic.Bool // joined the group with an assignment
 	closeDeadline time.Duration
 	now           func() time.Time
 }
@@ -104,6 +106,25 @@ func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 	return s, nil
 }
 
+// Ready reports whether the stage has joined its group and received its
+// assignment (possibly empty, when a step has more consumers than
+// partitions).
+func (s *Stage) Ready() bool { return s.ready.Load() }
+
+// assigned tracks the partitions this stage holds.
+func (s *Stage) assigned(parts map[string][]int32, sign int) {
+	n := 0
+	for _, ps := range parts {
+		n += len(ps)
+	}
+	if s.metrics != nil {
+		s.metrics.assigned.WithLabelValues(s.step.Spec.Name).Add(float64(sign * n))
+	}
+	if sign > 0 {
+		s.ready.Store(true)
+	}
+}
+
 // Snapshot returns the stage's counters.
 func (s *Stage) Snapshot() Snapshot {
 	return Snapshot{
@@ -152,12 +173,18 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 		kgo.TransactionalID(txnID),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { s.assigned(a, +1) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { s.assigned(r, -1) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { s.assigned(l, -1) }),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("step %q: kafka client: %w", spec.Name, err)
 	}
-	defer sess.Close()
+	defer func() {
+		s.ready.Store(false)
+		sess.Close()
+	}()
 	if !*restored {
 		if err := s.restore(ctx); err != nil {
 			s.log.Warn("starting without learned state", zap.Error(err))
@@ -235,12 +262,16 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 	}
 	if !committed {
 		s.stats.Aborted.Add(1)
+		if s.metrics != nil {
+			s.metrics.aborted.WithLabelValues(s.step.Spec.Name).Inc()
+		}
 		if pe := produceErr.Load(); pe != nil {
 			s.log.Warn("transaction aborted; its batches will be processed again", zap.Error(pe.(error)))
 		}
 		return nil
 	}
 	for _, rt := range routed {
+		s.metrics.observeAttempt(rt.trace)
 		s.stats.Batches.Add(1)
 		s.stats.Attempts.Add(int64(rt.attempts))
 		switch rt.outcome {
@@ -259,6 +290,7 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 type route struct {
 	outcome  string
 	attempts int
+	trace    *schemas.Trace
 }
 
 // process walks one Kafka record down the data path and returns the records
@@ -271,7 +303,8 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 	// decode
 	batch, err := s.step.In.Decode(r.Value)
 	if err != nil {
-		return s.poison(r, start, err), route{outcome: schemas.OutcomeDLQ}, nil
+		recs, trace := s.poison(r, start, err)
+		return recs, route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
 	}
 	if batch.Step != spec.Name {
 		batch.Step, batch.Attempt, batch.Tried = spec.Name, 0, nil // first visit to this step
@@ -319,7 +352,7 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 		// Every model was tried already (the workflow lost models since).
 		trace.Verdict, trace.Outcome = schemas.VerdictError, schemas.OutcomeDLQ
 		trace.Error = fmt.Sprintf("no untried model left at step %q (tried: %v)", spec.Name, batch.Tried)
-		return s.emit(r, batch, trace, nil), route{outcome: schemas.OutcomeDLQ}, nil
+		return s.emit(r, batch, trace, nil), route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
 	}
 	slot := s.step.Models[pick]
 	trace.Model, trace.RankPosition = slot.Name, pos
@@ -373,7 +406,7 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 	default:
 		trace.Outcome = schemas.OutcomeDLQ
 	}
-	return s.emit(r, batch, trace, passed), route{outcome: trace.Outcome, attempts: 1}, nil
+	return s.emit(r, batch, trace, passed), route{outcome: trace.Outcome, attempts: 1, trace: trace}, nil
 }
 
 // emit builds the routed record for trace.Outcome and the trace record.
@@ -402,7 +435,7 @@ func (s *Stage) emit(r *kgo.Record, batch *schemas.Batch, trace *schemas.Trace, 
 }
 
 // poison dead-letters a record that does not decode, keeping its bytes.
-func (s *Stage) poison(r *kgo.Record, start time.Time, cause error) []*kgo.Record {
+func (s *Stage) poison(r *kgo.Record, start time.Time, cause error) ([]*kgo.Record, *schemas.Trace) {
 	spec := s.step.Spec
 	id := stream.Header(r, stream.HeaderBatchID)
 	if id == "" {
@@ -421,7 +454,7 @@ func (s *Stage) poison(r *kgo.Record, start time.Time, cause error) []*kgo.Recor
 		Workflow: s.step.Workflow.Name, Step: spec.Name, TsUs: start.UnixMicro(),
 		Verdict: schemas.VerdictPoison, Error: reason, Outcome: schemas.OutcomeDLQ,
 	}
-	return []*kgo.Record{dlq, s.traceRecord([]byte(id), trace)}
+	return []*kgo.Record{dlq, s.traceRecord([]byte(id), trace)}, trace
 }
 
 func (s *Stage) traceRecord(key []byte, t *schemas.Trace) *kgo.Record {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,7 +252,10 @@ func TestRunWorkflowFile(t *testing.T) {
 	if err := os.WriteFile(wf, []byte(out), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "run", wf, "--progress-every", "1s")
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	metricsAddr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(binary, "run", wf, "--progress-every", "1s", "--metrics-addr", metricsAddr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +292,28 @@ func TestRunWorkflowFile(t *testing.T) {
 	}
 	if len(seen) != batches {
 		t.Errorf("%d of %d batches came out of the workflow", len(seen), batches)
+	}
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/readyz":  "ready",
+		"/metrics": `flexiflow_batches_total{outcome="next",step="classify"}`,
+	} {
+		resp, err := http.Get("http://" + metricsAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
+		if path == "/metrics" {
+			for _, series := range []string{"flexiflow_attempts_total{", "flexiflow_attempt_latency_seconds_bucket{", "flexiflow_bandit_pass_probability{", "flexiflow_leader{", "flexiflow_assigned_partitions{"} {
+				if !strings.Contains(string(body), series) {
+					t.Errorf("/metrics lacks %s", series)
+				}
+			}
+		}
 	}
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)

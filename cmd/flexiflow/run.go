@@ -8,13 +8,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/ops"
 	"github.com/flexiflow/flexiflow/stages/pipeline"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
 	var brokers string
 	var replicas int
-	var instance string
+	var instance, metricsAddr string
 	var createTopics bool
 	var every time.Duration
 	cmd := &cobra.Command{
@@ -44,20 +45,30 @@ Examples:
 				return err
 			}
 			defer l.close()
+			reg := ops.NewRegistry()
+			metrics := stages.NewMetrics(reg)
 			pipe, err := pipeline.Start(cmd.Context(), l.steps, pipeline.Options{
 				Kafka: l.kafka, Replicas: replicas, CreateTopics: createTopics, Log: log, Instance: instance,
+				StageOptions: []stages.Option{stages.WithMetrics(metrics)},
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "workflow %s running on %v: write batches to %s; output on %s, traces on %s (Ctrl-C to stop)\n",
 				l.wf.Name, l.kafka.Brokers, l.wf.Steps[0].Topics.In, l.wf.Topics.Out, l.wf.Topics.Traces)
+			if metricsAddr != "" {
+				if _, err := ops.Serve(cmd.Context(), metricsAddr, reg, pipe.Ready, log); err != nil {
+					_ = pipe.Stop()
+					return err
+				}
+			}
 			progress(cmd, pipe, every, log)
 			return pipe.Stop()
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port]; empty starts the embedded broker")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
 	f.IntVar(&replicas, "replicas", 1, "consumers per step in this process")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count")

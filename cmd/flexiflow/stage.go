@@ -6,13 +6,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/ops"
 	"github.com/flexiflow/flexiflow/stages/pipeline"
 )
 
 func newStageCmd(g *globals) *cobra.Command {
 	var wfPath, step, brokers string
 	var replicas int
-	var instance string
+	var instance, metricsAddr string
 	var createTopics bool
 	var every time.Duration
 	cmd := &cobra.Command{
@@ -45,11 +46,20 @@ Example:
 				return err
 			}
 			defer l.close()
+			reg := ops.NewRegistry()
+			metrics := stages.NewMetrics(reg)
 			pipe, err := pipeline.Start(cmd.Context(), []*stages.Step{l.steps[spec.Index]}, pipeline.Options{
 				Kafka: l.kafka, Replicas: replicas, CreateTopics: createTopics, Log: log, Instance: instance,
+				StageOptions: []stages.Option{stages.WithMetrics(metrics)},
 			})
 			if err != nil {
 				return err
+			}
+			if metricsAddr != "" {
+				if _, err := ops.Serve(cmd.Context(), metricsAddr, reg, pipe.Ready, log); err != nil {
+					_ = pipe.Stop()
+					return err
+				}
 			}
 			progress(cmd, pipe, every, log)
 			return pipe.Stop()
@@ -59,6 +69,7 @@ Example:
 	f.StringVar(&wfPath, "workflow", "", "workflow file (empty: the built-in demo workflow)")
 	f.StringVar(&step, "step", "", "the step to run (required)")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port] (required)")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
 	f.IntVar(&replicas, "replicas", 1, "consumers of this step in this process")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count")

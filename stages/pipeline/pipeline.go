@@ -99,6 +99,16 @@ func Start(ctx context.Context, steps []*stages.Step, o Options) (*Pipeline, err
 	return p, nil
 }
 
+// Ready reports whether every stage has joined its group.
+func (p *Pipeline) Ready() bool {
+	for _, s := range p.stages {
+		if !s.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
 // Snapshots returns every stage's counters, in start order.
 func (p *Pipeline) Snapshots() []stages.Snapshot {
 	out := make([]stages.Snapshot, len(p.stages))
