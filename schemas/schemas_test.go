@@ -71,7 +71,7 @@ func TestTraceRoundTrip(t *testing.T) {
 	}
 	in := &Trace{AttemptID: "b/s/1", BatchID: "b", Step: "s", Model: "m", Attempt: 1, TsUs: 42, Verdict: VerdictFail,
 		Assertions: []AssertionCount{{"a", 3}}, Estimates: []Estimate{{"m", 0.5, 2, 4, 1}},
-		Features: []FeatureSummary{{"x", 10, 1, 2, 0, 3}}, Outcome: OutcomeRetry}
+		Features: []FeatureSummary{{"x", 10, 1, 2, 0, 3, []float64{0, 1, 1, 2, 3}}}, Outcome: OutcomeRetry}
 	msg, err := c.Encode(nil, in)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestTraceRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.AttemptID != in.AttemptID || out.Assertions[0].Failed != 3 || out.Estimates[0].Score != 4 || out.Features[0].Count != 10 || out.TsUs != 42 {
+	if out.AttemptID != in.AttemptID || out.Assertions[0].Failed != 3 || out.Estimates[0].Score != 4 || out.Features[0].Count != 10 || len(out.Features[0].Quantiles) != 5 || out.Features[0].Quantiles[4] != 3 || out.TsUs != 42 {
 		t.Errorf("round trip changed the trace: %+v", out)
 	}
 }

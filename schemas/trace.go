@@ -62,7 +62,12 @@ type FeatureSummary struct {
 	Variance float64
 	Min      float64
 	Max      float64
+	// Quantiles are the 5th, 25th, 50th, 75th and 95th percentiles.
+	Quantiles []float64
 }
+
+// FeatureQuantiles are the percentiles FeatureSummary.Quantiles holds.
+var FeatureQuantiles = []float64{0.05, 0.25, 0.5, 0.75, 0.95}
 
 // TraceCodec encodes and decodes traces.
 type TraceCodec struct{ *Codec }
@@ -96,7 +101,11 @@ func (c *TraceCodec) Encode(buf []byte, t *Trace) ([]byte, error) {
 	}
 	feats := make([]any, len(t.Features))
 	for i, f := range t.Features {
-		feats[i] = map[string]any{"name": f.Name, "count": f.Count, "mean": f.Mean, "variance": f.Variance, "min": f.Min, "max": f.Max}
+		q := f.Quantiles
+		if q == nil {
+			q = []float64{}
+		}
+		feats[i] = map[string]any{"name": f.Name, "count": f.Count, "mean": f.Mean, "variance": f.Variance, "min": f.Min, "max": f.Max, "quantiles": q}
 	}
 	native := map[string]any{
 		"attempt_id": t.AttemptID, "batch_id": t.BatchID, "workflow": t.Workflow, "step": t.Step,
@@ -146,8 +155,12 @@ func (c *TraceCodec) Decode(msg []byte) (*Trace, error) {
 	}
 	for _, f := range m["features"].([]any) {
 		fm := f.(map[string]any)
-		t.Features = append(t.Features, FeatureSummary{Name: fm["name"].(string), Count: fm["count"].(int64),
-			Mean: fm["mean"].(float64), Variance: fm["variance"].(float64), Min: fm["min"].(float64), Max: fm["max"].(float64)})
+		fs := FeatureSummary{Name: fm["name"].(string), Count: fm["count"].(int64),
+			Mean: fm["mean"].(float64), Variance: fm["variance"].(float64), Min: fm["min"].(float64), Max: fm["max"].(float64)}
+		for _, q := range fm["quantiles"].([]any) {
+			fs.Quantiles = append(fs.Quantiles, q.(float64))
+		}
+		t.Features = append(t.Features, fs)
 	}
 	return t, nil
 }
