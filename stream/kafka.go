@@ -21,6 +21,11 @@ type Config struct {
 	Log *zap.Logger
 	// ConnectTimeout bounds how long Ping waits for a broker to answer.
 	ConnectTimeout time.Duration
+	// TLS, when set, encrypts the connections and checks the brokers'
+	// certificates (security.go).
+	TLS *TLS
+	// SASL, when set, authenticates the client (PLAIN or SCRAM).
+	SASL *SASL
 }
 
 // ClientOpts returns the options every FlexiFlow client starts from.
@@ -28,6 +33,7 @@ func (c Config) ClientOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 	}
+	opts = append(opts, c.securityOpts()...)
 	if c.Log != nil {
 		opts = append(opts, kgo.WithLogger(kzap.New(c.Log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))))
 	}
@@ -40,6 +46,9 @@ func (c Config) ClientOpts() []kgo.Opt {
 func Ping(ctx context.Context, cfg Config) error {
 	if len(cfg.Brokers) == 0 {
 		return errors.New("no Kafka brokers given: pass --brokers host:port[,host:port] or leave it out to use the embedded broker")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	timeout := cfg.ConnectTimeout
 	if timeout == 0 {
@@ -54,14 +63,21 @@ func Ping(ctx context.Context, cfg Config) error {
 		if err == nil {
 			return nil
 		}
+		if perr := cfg.permanent(err); perr != nil {
+			return perr
+		}
 		if cfg.Log != nil {
 			cfg.Log.Warn("Kafka not reachable yet; retrying", zap.String("brokers", addrs), zap.Int("attempt", attempt),
 				zap.Duration("backoff", backoff), zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cannot reach Kafka at %s within %s (%d attempts, last: %v); check the address and that the broker is running, or raise --connect-timeout",
-				addrs, timeout, attempt, err)
+			hint := ""
+			if cfg.TLS == nil {
+				hint = " (if the listener uses TLS, add --kafka-tls)"
+			}
+			return fmt.Errorf("cannot reach Kafka at %s within %s (%d attempts, last: %v); check the address and that the broker is running%s, or raise --connect-timeout",
+				addrs, timeout, attempt, err, hint)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)

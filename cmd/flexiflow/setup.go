@@ -45,10 +45,15 @@ func compile(path string) (*loaded, error) {
 	return &loaded{wf: wf, steps: c.Steps, schemas: c.Schemas, digits: c.Digits, close: func() {}}, nil
 }
 
-// connect checks that brokers answer, or starts the embedded broker when
-// brokers is empty and embedded is allowed.
+// connect checks that brokers answer (over TLS and SASL when the Kafka
+// security flags say so), or starts the embedded broker when brokers is
+// empty and embedded is allowed.
 func (l *loaded) connect(ctx context.Context, g *globals, brokers string, embedded bool, log *zap.Logger) error {
-	l.kafka = stream.Config{Brokers: splitBrokers(brokers), Log: log, ConnectTimeout: g.connectTimeout}
+	kafka, err := g.kafkaConfig(brokers, log)
+	if err != nil {
+		return err
+	}
+	l.kafka = kafka
 	if len(l.kafka.Brokers) == 0 {
 		if !embedded {
 			return fmt.Errorf("--brokers is required: give the Kafka cluster's host:port[,host:port]")
