@@ -1,0 +1,211 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"strings"
+	"syscall"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Native is an Engine and Inserter on a ClickHouse server through
+// clickhouse-go/v2 (native protocol, or HTTP with an http:// DSN).
+type Native struct {
+	conn driver.Conn
+	// Where is the server's address, database and user, without the
+	// password: safe for logs and messages.
+	Where string
+}
+
+// ParseDSN checks a ClickHouse DSN (clickhouse://user:password@host:9000/db?dial_timeout=5s)
+// and returns its options and a description safe to log (no password).
+func ParseDSN(dsn string) (*ch.Options, string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" || !(u.Scheme == "clickhouse" || u.Scheme == "tcp" || u.Scheme == "http" || u.Scheme == "https") {
+		return nil, "", errors.New("--clickhouse: not a ClickHouse DSN; give clickhouse://USER:PASSWORD@HOST:9000/DATABASE (native protocol) or http://HOST:8123/DATABASE")
+	}
+	opts, err := ch.ParseDSN(dsn)
+	if err != nil {
+		return nil, "", fmt.Errorf("--clickhouse %s: %w", u.Redacted(), err)
+	}
+	db := opts.Auth.Database
+	if db == "" {
+		db = "default"
+	}
+	user := opts.Auth.Username
+	if user == "" {
+		user = "default"
+	}
+	return opts, fmt.Sprintf("%s (database %s, user %s)", strings.Join(opts.Addr, ","), db, user), nil
+}
+
+// OpenNative connects to the server a DSN names and checks that it
+// answers, with clear messages for a wrong address, a refused login or an
+// unknown database. It does not check the schema (see CheckSchema).
+func OpenNative(ctx context.Context, dsn string) (*Native, error) {
+	opts, where, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("ClickHouse at %s: %w", where, err)
+	}
+	n := &Native{conn: conn, Where: where}
+	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout+5*time.Second)
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		conn.Close()
+		return nil, n.explain(err)
+	}
+	return n, nil
+}
+
+// Close closes the connections.
+func (n *Native) Close() error { return n.conn.Close() }
+
+// Ping checks that the server answers.
+func (n *Native) Ping(ctx context.Context) error {
+	if err := n.conn.Ping(ctx); err != nil {
+		return n.explain(err)
+	}
+	return nil
+}
+
+// Exec runs one statement.
+func (n *Native) Exec(ctx context.Context, sql string) error {
+	if err := n.conn.Exec(ctx, sql); err != nil {
+		return n.explain(err)
+	}
+	return nil
+}
+
+// Query runs a query with server-side query parameters.
+func (n *Native) Query(ctx context.Context, sql string, params map[string]string) (*Result, error) {
+	if len(params) > 0 {
+		ctx = ch.Context(ctx, ch.WithParameters(ch.Parameters(params)))
+	}
+	rows, err := n.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, n.explain(err)
+	}
+	defer rows.Close()
+	cts := rows.ColumnTypes()
+	res := &Result{}
+	for _, c := range cts {
+		res.Columns = append(res.Columns, Column{Name: c.Name(), Type: c.DatabaseTypeName()})
+	}
+	for rows.Next() {
+		ptrs := make([]any, len(cts))
+		for i, c := range cts {
+			ptrs[i] = reflect.New(c.ScanType()).Interface()
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("reading a result row: %w", err)
+		}
+		row := make([]any, len(cts))
+		for i, p := range ptrs {
+			row[i] = normalize(reflect.ValueOf(p).Elem().Interface())
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, n.explain(err)
+	}
+	return res, nil
+}
+
+// Insert writes rows into traces in one block, with a deduplication token
+// so that ClickHouse drops a retry of the same block.
+func (n *Native) Insert(ctx context.Context, rows []Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_deduplication_token": dedupToken(rows)}))
+	b, err := n.conn.PrepareBatch(ctx, "INSERT INTO traces ("+strings.Join(Columns, ", ")+")")
+	if err != nil {
+		return n.explain(err)
+	}
+	defer b.Abort()
+	for i := range rows {
+		if err := b.AppendStruct(&rows[i]); err != nil {
+			return fmt.Errorf("encoding trace %s for ClickHouse: %w", rows[i].AttemptID, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return n.explain(err)
+	}
+	return nil
+}
+
+// explain turns driver errors into what to do about them.
+func (n *Native) explain(err error) error {
+	var ex *ch.Exception
+	if errors.As(err, &ex) {
+		switch ex.Code {
+		case 516, 192, 193, 194: // AUTHENTICATION_FAILED, UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD
+			return fmt.Errorf("ClickHouse at %s refused the login: %w; check the user and password in the DSN (clickhouse://USER:PASSWORD@HOST:9000/DB)", n.Where, err)
+		case 81: // UNKNOWN_DATABASE
+			return fmt.Errorf("ClickHouse at %s: %w; create the database (CREATE DATABASE …) or name an existing one in the DSN", n.Where, err)
+		case 60: // UNKNOWN_TABLE
+			return fmt.Errorf("ClickHouse at %s: %w; run: flexiflow migrate --clickhouse DSN", n.Where, err)
+		}
+		return fmt.Errorf("ClickHouse at %s: %w", n.Where, err)
+	}
+	var ne net.Error
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("cannot reach ClickHouse at %s: %w; check that the server runs and the DSN's host and port (native protocol: 9000)", n.Where, err)
+	}
+	return fmt.Errorf("ClickHouse at %s: %w", n.Where, err)
+}
+
+// normalize maps driver scan values onto Result's value types.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case nil, string, bool, float64, int64, uint64:
+		return x
+	case time.Time:
+		return x.UTC()
+	case float32:
+		return float64(x)
+	case int8:
+		return int64(x)
+	case int16:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case int:
+		return int64(x)
+	case uint8:
+		return uint64(x)
+	case uint16:
+		return uint64(x)
+	case uint32:
+		return uint64(x)
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if rv.IsNil() {
+			return nil
+		}
+		return normalize(rv.Elem().Interface())
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = normalize(rv.Index(i).Interface())
+		}
+		return out
+	}
+	return fmt.Sprint(v)
+}

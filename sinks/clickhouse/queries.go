@@ -1,0 +1,121 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrNotFound reports a workflow, step or batch with no traces.
+var ErrNotFound = errors.New("not found in the traces")
+
+// Run runs a shipped query by name with its parameters.
+func Run(ctx context.Context, e Engine, name string, params map[string]string) (*Result, error) {
+	sql, err := QuerySQL(name)
+	if err != nil {
+		return nil, err
+	}
+	res, err := e.Query(ctx, sql, params)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", name, err)
+	}
+	return res, nil
+}
+
+// CheckNames fails with ErrNotFound, listing what exists, when the traces
+// hold nothing for workflow (or for its step, when step is not empty).
+func CheckNames(ctx context.Context, e Engine, workflow, step string) error {
+	res, err := Run(ctx, e, QuerySteps, map[string]string{"workflow": ""})
+	if err != nil {
+		return err
+	}
+	steps := map[string][]string{}
+	for i := range res.Rows {
+		w := res.String(i, "workflow")
+		steps[w] = append(steps[w], res.String(i, "step"))
+	}
+	if _, ok := steps[workflow]; !ok {
+		var names []string
+		for w := range steps {
+			names = append(names, w)
+		}
+		sort.Strings(names)
+		have := "none yet: is the sink running (flexiflow sink)?"
+		if len(names) > 0 {
+			have = strings.Join(names, ", ")
+		}
+		return fmt.Errorf("%w: no traces of workflow %q in ClickHouse; workflows with traces: %s", ErrNotFound, workflow, have)
+	}
+	if step == "" {
+		return nil
+	}
+	for _, s := range steps[workflow] {
+		if s == step {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: workflow %q has no step %q in its traces; its steps: %s", ErrNotFound, workflow, step, strings.Join(steps[workflow], ", "))
+}
+
+// DriftParams are the drift query's inputs.
+type DriftParams struct {
+	Workflow, Step    string
+	Reference, Recent Window
+	Threshold         float64 // PSI above it is flagged (0.2 is the usual "significant shift")
+}
+
+// DriftQuery resolves the windows and runs the drift query.
+func DriftQuery(ctx context.Context, e Engine, p DriftParams) (*Result, error) {
+	rf, rt, err := p.Reference.Resolve(ctx, e, p.Workflow, p.Step)
+	if err != nil {
+		return nil, fmt.Errorf("--reference: %w", err)
+	}
+	qf, qt, err := p.Recent.Resolve(ctx, e, p.Workflow, p.Step)
+	if err != nil {
+		return nil, fmt.Errorf("--recent: %w", err)
+	}
+	res, err := Run(ctx, e, QueryDrift, DriftQueryParams(p.Workflow, p.Step, rf, rt, qf, qt, p.Threshold))
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Rows) == 0 {
+		return nil, fmt.Errorf("%w: no input feature of step %s has batches in both windows (reference %s = [%s, %s), recent %s = [%s, %s)); widen the windows, or list the step's time span with flexiflow switches",
+			ErrNotFound, p.Step, p.Reference.Text, timeParam(rf), timeParam(rt), p.Recent.Text, timeParam(qf), timeParam(qt))
+	}
+	return res, nil
+}
+
+// DriftQueryParams are the drift query's parameters for resolved windows.
+func DriftQueryParams(workflow, step string, refFrom, refTo, recentFrom, recentTo time.Time, threshold float64) map[string]string {
+	return map[string]string{
+		"workflow": workflow, "step": step,
+		"ref_from": timeParam(refFrom), "ref_to": timeParam(refTo),
+		"recent_from": timeParam(recentFrom), "recent_to": timeParam(recentTo),
+		"threshold": strconv.FormatFloat(threshold, 'g', -1, 64),
+	}
+}
+
+// SwitchesQuery runs the switches query; step "" means every step, a zero
+// since means from the beginning.
+func SwitchesQuery(ctx context.Context, e Engine, workflow, step string, since time.Time) (*Result, error) {
+	if since.IsZero() {
+		since = minTime
+	}
+	return Run(ctx, e, QuerySwitches, map[string]string{"workflow": workflow, "step": step, "since": timeParam(since)})
+}
+
+// TraceQuery runs the trace query for one batch.
+func TraceQuery(ctx context.Context, e Engine, workflow, batchID string) (*Result, error) {
+	res, err := Run(ctx, e, QueryTrace, map[string]string{"workflow": workflow, "batch_id": batchID})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Rows) == 0 {
+		return nil, fmt.Errorf("%w: no attempts of batch %q in workflow %s (batch ids are the flexiflow-batch-id header, e.g. b000042 in the demo)", ErrNotFound, batchID, workflow)
+	}
+	return res, nil
+}

@@ -1,0 +1,119 @@
+package clickhouse
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/flexiflow/flexiflow/schemas"
+)
+
+// Row is one row of the traces table: one trace, flattened into the
+// table's columns (nested lists become parallel arrays).
+type Row struct {
+	AttemptID        string      `ch:"attempt_id" json:"attempt_id"`
+	BatchID          string      `ch:"batch_id" json:"batch_id"`
+	Workflow         string      `ch:"workflow" json:"workflow"`
+	Step             string      `ch:"step" json:"step"`
+	Model            string      `ch:"model" json:"model"`
+	RankPosition     uint8       `ch:"rank_position" json:"rank_position"`
+	Attempt          uint16      `ch:"attempt" json:"attempt"`
+	Tried            []string    `ch:"tried" json:"tried"`
+	Ts               time.Time   `ch:"ts" json:"-"`
+	LatencyUs        uint64      `ch:"latency_us" json:"latency_us"`
+	Records          uint32      `ch:"records" json:"records"`
+	RecordsPassed    uint32      `ch:"records_passed" json:"records_passed"`
+	Verdict          string      `ch:"verdict" json:"verdict"`
+	Error            string      `ch:"error" json:"error"`
+	Outcome          string      `ch:"outcome" json:"outcome"`
+	Leader           string      `ch:"leader" json:"leader"`
+	AssertionNames   []string    `ch:"assertion_names" json:"assertion_names"`
+	AssertionFailed  []uint32    `ch:"assertion_failed" json:"assertion_failed"`
+	EstimateModels   []string    `ch:"estimate_models" json:"estimate_models"`
+	EstimatePass     []float64   `ch:"estimate_pass" json:"estimate_pass"`
+	EstimateCostMs   []float64   `ch:"estimate_cost_ms" json:"estimate_cost_ms"`
+	EstimateScore    []float64   `ch:"estimate_score" json:"estimate_score"`
+	EstimatePulls    []float64   `ch:"estimate_pulls" json:"estimate_pulls"`
+	FeatureNames     []string    `ch:"feature_names" json:"feature_names"`
+	FeatureCount     []uint64    `ch:"feature_count" json:"feature_count"`
+	FeatureMean      []float64   `ch:"feature_mean" json:"feature_mean"`
+	FeatureVariance  []float64   `ch:"feature_variance" json:"feature_variance"`
+	FeatureMin       []float64   `ch:"feature_min" json:"feature_min"`
+	FeatureMax       []float64   `ch:"feature_max" json:"feature_max"`
+	FeatureQuantiles [][]float64 `ch:"feature_quantiles" json:"feature_quantiles"`
+}
+
+// Columns are the traces columns a Row fills, in insert order.
+var Columns = []string{
+	"attempt_id", "batch_id", "workflow", "step", "model", "rank_position", "attempt", "tried", "ts",
+	"latency_us", "records", "records_passed", "verdict", "error", "outcome", "leader",
+	"assertion_names", "assertion_failed",
+	"estimate_models", "estimate_pass", "estimate_cost_ms", "estimate_score", "estimate_pulls",
+	"feature_names", "feature_count", "feature_mean", "feature_variance", "feature_min", "feature_max", "feature_quantiles",
+}
+
+// FromTrace converts a trace into its row. Negative or oversized counts
+// (which the stages never write) are clamped to the column types.
+func FromTrace(t *schemas.Trace) Row {
+	r := Row{
+		AttemptID: t.AttemptID, BatchID: t.BatchID, Workflow: t.Workflow, Step: t.Step, Model: t.Model,
+		RankPosition: uint8(clamp(int64(t.RankPosition), 255)), Attempt: uint16(clamp(int64(t.Attempt), 65535)),
+		Tried: nonNil(t.Tried), Ts: time.UnixMicro(t.TsUs).UTC(), LatencyUs: uint64(clamp(t.LatencyUs, 1<<62)),
+		Records: uint32(clamp(int64(t.Records), 1<<31)), RecordsPassed: uint32(clamp(int64(t.RecordsPassed), 1<<31)),
+		Verdict: t.Verdict, Error: t.Error, Outcome: t.Outcome, Leader: t.Leader,
+		AssertionNames: []string{}, AssertionFailed: []uint32{},
+		EstimateModels: []string{}, EstimatePass: []float64{}, EstimateCostMs: []float64{}, EstimateScore: []float64{}, EstimatePulls: []float64{},
+		FeatureNames: []string{}, FeatureCount: []uint64{}, FeatureMean: []float64{}, FeatureVariance: []float64{},
+		FeatureMin: []float64{}, FeatureMax: []float64{}, FeatureQuantiles: [][]float64{},
+	}
+	for _, a := range t.Assertions {
+		r.AssertionNames = append(r.AssertionNames, a.Name)
+		r.AssertionFailed = append(r.AssertionFailed, uint32(clamp(int64(a.Failed), 1<<31)))
+	}
+	for _, e := range t.Estimates {
+		r.EstimateModels = append(r.EstimateModels, e.Model)
+		r.EstimatePass = append(r.EstimatePass, e.PassProb)
+		r.EstimateCostMs = append(r.EstimateCostMs, e.CostMs)
+		r.EstimateScore = append(r.EstimateScore, e.Score)
+		r.EstimatePulls = append(r.EstimatePulls, e.Pulls)
+	}
+	for _, f := range t.Features {
+		r.FeatureNames = append(r.FeatureNames, f.Name)
+		r.FeatureCount = append(r.FeatureCount, uint64(clamp(f.Count, 1<<62)))
+		r.FeatureMean = append(r.FeatureMean, f.Mean)
+		r.FeatureVariance = append(r.FeatureVariance, f.Variance)
+		r.FeatureMin = append(r.FeatureMin, f.Min)
+		r.FeatureMax = append(r.FeatureMax, f.Max)
+		r.FeatureQuantiles = append(r.FeatureQuantiles, append([]float64{}, f.Quantiles...))
+	}
+	return r
+}
+
+func clamp(v, hi int64) int64 { return max(0, min(v, hi)) }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// TimeLayout is how timestamps travel as text to ClickHouse (DateTime64(6)
+// parameters and JSONEachRow values), always in UTC.
+const TimeLayout = "2006-01-02 15:04:05.000000"
+
+// AppendJSONEachRow appends rows in ClickHouse's JSONEachRow format (one
+// object per line), for engines fed with text.
+func AppendJSONEachRow(buf []byte, rows []Row) ([]byte, error) {
+	type wire struct {
+		Row
+		Ts string `json:"ts"`
+	}
+	for i := range rows {
+		b, err := json.Marshal(wire{Row: rows[i], Ts: rows[i].Ts.UTC().Format(TimeLayout)})
+		if err != nil {
+			return buf, err
+		}
+		buf = append(append(buf, b...), '\n')
+	}
+	return buf, nil
+}

@@ -1,0 +1,79 @@
+-- switches: the timeline of each step's top-ranked model (the traces'
+-- `leader`: the model with the best estimate at decision time), one row per
+-- period a model led, with how the step did while it led and before.
+--
+-- Attempts are ordered by (ts, attempt_id) per step. A period starts at the
+-- first attempt whose leader differs from the previous attempt's; the first
+-- period of a step has from_model = '' and no "before" figures (NaN). For
+-- the period before and the period after each switch: attempts (model
+-- calls), first-try pass rate (share of the step's first attempts that
+-- passed), pass rate over all attempts, and mean and median model latency
+-- in milliseconds. Rows with at >= since are returned; periods are
+-- computed over the whole history so the "before" figures are complete.
+--
+-- Parameters: workflow, step ('' = every step), since.
+WITH
+    ordered AS
+    (
+        SELECT
+            step,
+            ts,
+            attempt_id,
+            batch_id,
+            leader,
+            attempt,
+            model,
+            verdict,
+            latency_us,
+            lagInFrame(leader, 1, '') OVER (PARTITION BY step ORDER BY ts, attempt_id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS prev_leader
+        FROM traces FINAL
+        WHERE workflow = {workflow:String}
+          AND ({step:String} = '' OR step = {step:String})
+          AND leader != ''
+    ),
+    numbered AS
+    (
+        SELECT
+            *,
+            sum(toUInt64(leader != prev_leader)) OVER (PARTITION BY step ORDER BY ts, attempt_id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS period
+        FROM ordered
+    ),
+    periods AS
+    (
+        SELECT
+            step,
+            period,
+            any(leader) AS leader,
+            min(ts) AS started,
+            argMin(batch_id, (ts, attempt_id)) AS first_batch,
+            countIf(model != '') AS attempts,
+            countIf(model != '' AND attempt = 1) AS first_attempts,
+            if(first_attempts = 0, nan, countIf(model != '' AND attempt = 1 AND verdict = 'pass') / first_attempts) AS first_try_pass_rate,
+            if(attempts = 0, nan, countIf(model != '' AND verdict = 'pass') / attempts) AS pass_rate,
+            if(attempts = 0, nan, avgIf(latency_us, model != '') / 1000) AS latency_ms,
+            if(attempts = 0, nan, quantileExactIf(0.5)(latency_us, model != '') / 1000) AS latency_p50_ms
+        FROM numbered
+        GROUP BY step, period
+    )
+SELECT
+    cur.step AS step,
+    cur.started AS at,
+    cur.first_batch AS batch_id,
+    prev.leader AS from_model,
+    cur.leader AS to_model,
+    prev.attempts AS attempts_before,
+    if(cur.period = 1, nan, prev.first_try_pass_rate) AS first_try_pass_before,
+    if(cur.period = 1, nan, prev.pass_rate) AS pass_rate_before,
+    if(cur.period = 1, nan, prev.latency_ms) AS latency_ms_before,
+    if(cur.period = 1, nan, prev.latency_p50_ms) AS latency_p50_ms_before,
+    cur.attempts AS attempts_after,
+    cur.first_try_pass_rate AS first_try_pass_after,
+    cur.pass_rate AS pass_rate_after,
+    cur.latency_ms AS latency_ms_after,
+    cur.latency_p50_ms AS latency_p50_ms_after
+FROM periods AS cur
+LEFT JOIN periods AS prev ON prev.step = cur.step AND prev.period + 1 = cur.period
+WHERE cur.started >= {since:DateTime64(6, 'UTC')}
+ORDER BY step, at
