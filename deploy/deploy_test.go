@@ -102,8 +102,10 @@ var commandTree = sync.OnceValues(func() (map[string]*command, error) {
 // checkInvocation checks that args (what follows the binary) name a real
 // subcommand, that every --flag is one of its flags, that every FLEXIFLOW_
 // variable in env sets one of its flags, and that its required flags are
-// given by one or the other. It returns the subcommand and its flags.
-func checkInvocation(t *testing.T, where string, args []string, env map[string]string) (string, map[string]string) {
+// given by one or the other. Shared variables (one ConfigMap for every
+// pod) need only be a flag of some command: a command ignores the others.
+// It returns the subcommand and its flags.
+func checkInvocation(t *testing.T, where string, args []string, env, shared map[string]string) (string, map[string]string) {
 	t.Helper()
 	tree, err := commandTree()
 	if err != nil {
@@ -136,16 +138,32 @@ func checkInvocation(t *testing.T, where string, args []string, env map[string]s
 		}
 		given[name] = val
 	}
+	envFlag := func(k string) string {
+		return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "FLEXIFLOW_"), "_", "-"))
+	}
 	for k, v := range env {
 		if !strings.HasPrefix(k, "FLEXIFLOW_") || secretEnv[k] {
 			continue
 		}
-		name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "FLEXIFLOW_"), "_", "-"))
+		name := envFlag(k)
 		if !c.flags[name] {
 			t.Errorf("%s: environment %s sets --%s, which flexiflow %s does not have", where, k, name, sub)
 			continue
 		}
 		if _, ok := given[name]; !ok {
+			given[name] = v
+		}
+	}
+	for k, v := range shared {
+		if !strings.HasPrefix(k, "FLEXIFLOW_") || secretEnv[k] {
+			continue
+		}
+		name := envFlag(k)
+		if !anyFlag(tree, name) {
+			t.Errorf("%s: shared setting %s sets --%s, which no flexiflow command has", where, k, name)
+			continue
+		}
+		if _, ok := given[name]; !ok && c.flags[name] {
 			given[name] = v
 		}
 	}
@@ -155,6 +173,15 @@ func checkInvocation(t *testing.T, where string, args []string, env map[string]s
 		}
 	}
 	return sub, given
+}
+
+func anyFlag(tree map[string]*command, name string) bool {
+	for _, c := range tree {
+		if c != nil && c.flags[name] {
+			return true
+		}
+	}
+	return false
 }
 
 // secretEnv are the variables that carry secrets rather than set flags.
@@ -252,7 +279,7 @@ func TestComposeFile(t *testing.T) {
 		if len(s.Entrypoint) > 0 {
 			t.Errorf("%s: overrides the image's entrypoint %s", where, imageEntry)
 		}
-		sub, given := checkInvocation(t, where, s.Command, envOf(s))
+		sub, given := checkInvocation(t, where, s.Command, envOf(s), nil)
 		roles[sub] = append(roles[sub], s.Name)
 		if w, ok := given["workflow"]; ok {
 			mounted := false
