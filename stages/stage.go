@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -36,12 +37,18 @@ type Stage struct {
 	stats Stats
 
 	maxPoll       int
+	workers       int
+	bufs          sync.Pool       // *[]byte: encoded batch buffers, reused after Kafka acknowledges them
+	pooled        context.Context // marks records whose value came from bufs
 	instance      string
 	metrics       *Metrics
 	ready         atomic.Bool // joined the group with an assignment
 	closeDeadline time.Duration
 	now           func() time.Time
 }
+
+// pooledKey marks the context of records whose value is a pooled buffer.
+type pooledKey struct{}
 
 // Stats counts what a stage did; read it with Snapshot.
 type Stats struct {
@@ -51,6 +58,7 @@ type Stats struct {
 	Retry    atomic.Int64
 	DLQ      atomic.Int64
 	Aborted  atomic.Int64 // transactions aborted (batches will be read again)
+	Commits  atomic.Int64 // transactions committed
 	leader   atomic.Value // string
 }
 
@@ -58,6 +66,7 @@ type Stats struct {
 type Snapshot struct {
 	Step                                         string
 	Batches, Attempts, Next, Retry, DLQ, Aborted int64
+	Commits                                      int64
 	Leader                                       string
 }
 
@@ -80,12 +89,18 @@ func WithInstance(id string) Option { return func(s *Stage) { s.instance = id } 
 // WithMaxPoll bounds how many batches one transaction covers (default 32).
 func WithMaxPoll(n int) Option { return func(s *Stage) { s.maxPoll = n } }
 
+// WithWorkers sets how many batches of one poll go down the data path at
+// once (default: the number of CPUs the process may use). Models then run
+// concurrently: a model that is not safe for concurrent use needs 1.
+func WithWorkers(n int) Option { return func(s *Stage) { s.workers = n } }
+
 // NewStage prepares a consumer for step on the Kafka cluster cfg describes.
 func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 	s := &Stage{
 		step: step, kafka: cfg, log: zap.NewNop(),
-		leader: bandit.NewLeader(0.1), maxPoll: 32, closeDeadline: 10 * time.Second, now: time.Now,
+		leader: bandit.NewLeader(0.1), maxPoll: 32, workers: runtime.GOMAXPROCS(0), closeDeadline: 10 * time.Second, now: time.Now,
 	}
+	s.pooled = context.WithValue(context.Background(), pooledKey{}, true)
 	for _, o := range opts {
 		o(s)
 	}
@@ -130,7 +145,7 @@ func (s *Stage) Snapshot() Snapshot {
 	return Snapshot{
 		Step: s.step.Spec.Name, Batches: s.stats.Batches.Load(), Attempts: s.stats.Attempts.Load(),
 		Next: s.stats.Next.Load(), Retry: s.stats.Retry.Load(), DLQ: s.stats.DLQ.Load(),
-		Aborted: s.stats.Aborted.Load(), Leader: s.stats.leader.Load().(string),
+		Aborted: s.stats.Aborted.Load(), Commits: s.stats.Commits.Load(), Leader: s.stats.leader.Load().(string),
 	}
 }
 
@@ -222,30 +237,40 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 		if err != nil {
 			produceErr.CompareAndSwap(nil, fmt.Errorf("producing to %s: %w", r.Topic, err))
 		}
+		s.recycle(r)
 	}
-	abort := false
-	var routed []route
-	fetches.EachRecord(func(r *kgo.Record) {
-		if abort {
+	var (
+		abort  atomic.Bool
+		mu     sync.Mutex
+		routed []route
+	)
+	// Batches of one poll are independent, so they go down the data path on
+	// several workers at once; each produces its own records as soon as it
+	// has them, and the transaction covers them all.
+	recs := fetches.Records()
+	s.parallel(len(recs), func(i int) {
+		if abort.Load() {
 			return
 		}
-		out, rt, err := s.process(ctx, r)
+		out, rt, err := s.process(ctx, recs[i])
 		if err != nil {
-			abort = true // shutting down: leave the batch for the next owner
+			abort.Store(true) // shutting down: leave the batch for the next owner
 			return
 		}
-		routed = append(routed, rt)
 		for _, o := range out {
 			if o != nil {
 				sess.Produce(ctx, o, promise)
 			}
 		}
+		mu.Lock()
+		routed = append(routed, rt)
+		mu.Unlock()
 	})
 	if st := s.stateRecord(); st != nil && len(routed) > 0 {
 		sess.Produce(ctx, st, promise) // what was learned commits with what was done
 	}
 	commit := kgo.TryCommit
-	if abort || produceErr.Load() != nil {
+	if abort.Load() || produceErr.Load() != nil {
 		commit = kgo.TryAbort
 	}
 	// End the transaction even when ctx is already cancelled, so a stopping
@@ -270,6 +295,7 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 		}
 		return nil
 	}
+	s.stats.Commits.Add(1)
 	for _, rt := range routed {
 		s.metrics.observeAttempt(rt.trace)
 		s.stats.Batches.Add(1)
@@ -284,6 +310,33 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 		}
 	}
 	return nil
+}
+
+// parallel calls f(0..n-1) on up to s.workers goroutines and waits.
+func (s *Stage) parallel(n int, f func(i int)) {
+	w := min(s.workers, n)
+	if w <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // route is what processing one record decided, for the counters.
@@ -379,7 +432,7 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 		if res.Verdict {
 			next := &schemas.Batch{ID: batch.ID, Workflow: batch.Workflow, Step: spec.Name, Attempt: trace.Attempt,
 				Tried: append(slices.Clone(batch.Tried), slot.Name), CreatedAtMs: batch.CreatedAtMs, Records: out}
-			if passed, err = s.step.Out.Encode(nil, next); err != nil {
+			if passed, err = s.step.Out.Encode(s.encodeBuf(len(r.Value)), next); err != nil {
 				trace.Verdict = schemas.VerdictError
 				trace.Error = fmt.Sprintf("model %q answered records that do not fit output schema %s: %v", slot.Name, s.step.Out.Record, err)
 			} else {
@@ -417,21 +470,45 @@ func (s *Stage) emit(r *kgo.Record, batch *schemas.Batch, trace *schemas.Trace, 
 	var routed *kgo.Record
 	switch trace.Outcome {
 	case schemas.OutcomeNext:
-		routed = &kgo.Record{Topic: spec.Output, Key: key, Value: passed,
+		routed = &kgo.Record{Topic: spec.Output, Key: key, Value: passed, Context: s.pooled,
 			Headers: stream.Headers(batch.ID, batch.Attempt, batch.Tried, "")}
 	default:
-		value, err := s.step.In.Encode(nil, batch)
+		value, err := s.step.In.Encode(s.encodeBuf(len(r.Value)), batch)
+		ctx := s.pooled
 		if err != nil { // cannot happen for a batch we decoded; keep the original bytes
-			value = r.Value
+			value, ctx = r.Value, nil
 		}
 		topic, reason := spec.Topics.Retry, ""
 		if trace.Outcome == schemas.OutcomeDLQ {
 			topic = spec.Topics.DLQ
 			reason = fmt.Sprintf("step %q: no model passed the batch after %d attempts; last: %s", spec.Name, batch.Attempt, trace.Error)
 		}
-		routed = &kgo.Record{Topic: topic, Key: key, Value: value, Headers: stream.Headers(batch.ID, batch.Attempt, batch.Tried, reason)}
+		routed = &kgo.Record{Topic: topic, Key: key, Value: value, Context: ctx, Headers: stream.Headers(batch.ID, batch.Attempt, batch.Tried, reason)}
 	}
 	return []*kgo.Record{routed, s.traceRecord(key, trace)}
+}
+
+// encodeBuf returns an empty buffer sized for a batch encoded from an input
+// of n bytes, so encoding does not grow (and copy) its output again and
+// again: a batch's output is usually about as large as its input. Buffers
+// come back through recycle once Kafka has acknowledged their record.
+func (s *Stage) encodeBuf(n int) []byte {
+	want := n + n/4 + 512
+	if p, ok := s.bufs.Get().(*[]byte); ok && cap(*p) >= want {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, want)
+}
+
+// recycle returns a produced record's value to the buffer pool when the
+// stage encoded it (marked by its Context), after Kafka is done with it.
+func (s *Stage) recycle(r *kgo.Record) {
+	if r.Context != s.pooled || r.Value == nil {
+		return
+	}
+	b := r.Value[:0]
+	r.Value = nil
+	s.bufs.Put(&b)
 }
 
 // poison dead-letters a record that does not decode, keeping its bytes.

@@ -90,6 +90,9 @@ Examples:
 	f.IntVar(&o.Consumers, "consumers", 1, "consumers per variant")
 	f.StringVar(&variants, "variants", "", "comma-separated variants (default raw,stage-noop,stage-demo)")
 	f.StringVar(&format, "format", "table", "table or json")
+	f.IntVar(&o.Rounds, "rounds", 3, "rounds per variant, round-robin; each variant's median round is reported")
+	f.IntVar(&o.Warmup, "warmup", 500, "batches through an untimed raw loop before measuring")
+	f.StringVar(&o.ProfileDir, "profile", "", "directory for per-variant CPU and allocation profiles (go tool pprof)")
 	return cmd
 }
 

@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
 
 	"github.com/flexiflow/flexiflow/stages/models"
 )
@@ -110,8 +111,9 @@ func (p *Program) Names() []string { return p.names }
 func (p *Program) Evaluate(in, out []map[string]any) Result {
 	r := Result{Size: len(out), Failed: make([]int, len(p.records))}
 	var firstErr string
+	vars := &recordVars{}
 	for i := range out {
-		vars := map[string]any{"input": in[i], "output": out[i]}
+		vars.in, vars.out = in[i], out[i]
 		ok := true
 		for j, prg := range p.records {
 			v, _, err := prg.Eval(vars)
@@ -158,6 +160,22 @@ func (p *Program) Evaluate(in, out []map[string]any) Result {
 	}
 	return r
 }
+
+// recordVars binds a record predicate's variables without building a map
+// per record: the hot path evaluates every predicate on every record.
+type recordVars struct{ in, out map[string]any }
+
+func (v *recordVars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "input":
+		return v.in, true
+	case "output":
+		return v.out, true
+	}
+	return nil, false
+}
+
+func (v *recordVars) Parent() interpreter.Activation { return nil }
 
 func containsPrefix(ss []string, prefix string) bool {
 	for _, s := range ss {

@@ -1,13 +1,18 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -32,8 +37,19 @@ type Options struct {
 	Partitions  int
 	Consumers   int      // consumers per variant (goroutines, each a group member)
 	Variants    []string // default: raw, stage-noop, stage-demo
-	Log         *zap.Logger
-	Progress    func(string)
+	// Rounds runs every variant this many times, round-robin, and reports
+	// each variant's median round (by throughput): a broker that warms up
+	// or a noisy neighbour then biases no variant. Default 1.
+	Rounds int
+	// Warmup batches go through an untimed raw loop first, so the first
+	// variant does not pay for a cold broker (JIT, page cache). Default 0.
+	Warmup   int
+	Log      *zap.Logger
+	Progress func(string)
+	// ProfileDir, when set, receives a CPU profile of each variant's
+	// backlog drain (cpu-<variant>.pprof) and a heap profile taken after it
+	// (allocs-<variant>.pprof), for `go tool pprof`.
+	ProfileDir string
 }
 
 // Variant is one variant's figures.
@@ -47,6 +63,9 @@ type Variant struct {
 	LatencyP99Ms      float64 `json:"latency_p99_ms"`
 	PacedBatchesPerS  float64 `json:"paced_batches_per_second"`
 	CPUSecondsPer1000 float64 `json:"cpu_seconds_per_1000_batches"`
+	// BatchesPerTxn is how many batches one transaction carried on average
+	// while draining the backlog.
+	BatchesPerTxn float64 `json:"batches_per_transaction"`
 }
 
 // Report is a run's result.
@@ -56,6 +75,7 @@ type Report struct {
 	RecordBytes int       `json:"record_bytes"`
 	Partitions  int       `json:"partitions"`
 	Consumers   int       `json:"consumers"`
+	Rounds      int       `json:"rounds"`
 	Variants    []Variant `json:"variants"`
 	// Ratio is stage-noop's batches per second over raw's.
 	Ratio float64 `json:"ratio"`
@@ -76,14 +96,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("batches, batch size, partitions and consumers must be at least 1 (got %d, %d, %d, %d), record bytes at least 0",
 			o.Batches, o.BatchSize, o.Partitions, o.Consumers)
 	}
-	rep := &Report{Batches: o.Batches, BatchSize: o.BatchSize, RecordBytes: o.RecordBytes, Partitions: o.Partitions, Consumers: o.Consumers}
-	for _, name := range o.Variants {
-		v, err := runVariant(ctx, o, name)
-		if err != nil {
-			return nil, fmt.Errorf("variant %s: %w", name, err)
+	rep := &Report{Batches: o.Batches, BatchSize: o.BatchSize, RecordBytes: o.RecordBytes, Partitions: o.Partitions, Consumers: o.Consumers, Rounds: max(1, o.Rounds)}
+	if o.Warmup > 0 {
+		w := o
+		w.Batches = o.Warmup
+		o.Progress(fmt.Sprintf("warm-up: %d batches through the raw loop", o.Warmup))
+		if _, err := runVariant(ctx, w, "raw"); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
 		}
-		o.Progress(fmt.Sprintf("%s: %.0f batches/s, p99 %.1f ms", name, v.BatchesPerSecond, v.LatencyP99Ms))
-		rep.Variants = append(rep.Variants, *v)
+	}
+	rounds := map[string][]Variant{}
+	for r := 0; r < rep.Rounds; r++ {
+		for _, name := range o.Variants {
+			v, err := runVariant(ctx, o, name)
+			if err != nil {
+				return nil, fmt.Errorf("variant %s: %w", name, err)
+			}
+			o.Progress(fmt.Sprintf("%s (round %d/%d): %.0f batches/s, p99 %.1f ms", name, r+1, rep.Rounds, v.BatchesPerSecond, v.LatencyP99Ms))
+			rounds[name] = append(rounds[name], *v)
+		}
+	}
+	for _, name := range o.Variants {
+		vs := rounds[name]
+		slices.SortFunc(vs, func(a, b Variant) int { return cmp.Compare(a.BatchesPerSecond, b.BatchesPerSecond) })
+		rep.Variants = append(rep.Variants, vs[len(vs)/2])
 	}
 	var raw, noop float64
 	for _, v := range rep.Variants {
@@ -106,6 +142,7 @@ type setup struct {
 	topics  []string
 	make    func(i int) ([]byte, error) // encoded batch i
 	run     func(ctx context.Context, consumer int) error
+	txns    atomic.Int64 // transactions committed by the consumers
 }
 
 func runVariant(ctx context.Context, o Options, name string) (*Variant, error) {
@@ -132,6 +169,10 @@ func runVariant(ctx context.Context, o Options, name string) (*Variant, error) {
 		return nil, err
 	}
 	defer reader.close()
+	stopProfile, err := startProfile(o.ProfileDir, name)
+	if err != nil {
+		return nil, err
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	errs := make(chan error, o.Consumers)
@@ -152,9 +193,16 @@ func runVariant(ctx context.Context, o Options, name string) (*Variant, error) {
 	}
 	elapsed := time.Since(start).Seconds()
 	cpu := cpuSeconds() - cpu0
+	txns := s.txns.Load()
+	if err := stopProfile(); err != nil {
+		return nil, err
+	}
 	v := &Variant{Name: name, Batches: o.Batches, Seconds: elapsed,
 		BatchesPerSecond: float64(o.Batches) / elapsed, CPUSecondsPer1000: cpu / float64(o.Batches) * 1000}
 	v.RecordsPerSecond = v.BatchesPerSecond * float64(o.BatchSize)
+	if txns > 0 {
+		v.BatchesPerTxn = float64(o.Batches) / float64(txns)
+	}
 
 	// Latency: a paced stream at half the measured rate.
 	paced := max(1, v.BatchesPerSecond/2)
@@ -284,6 +332,7 @@ func rawSetup(o Options, prefix string) (*setup, error) {
 			if _, err := sess.End(context.WithoutCancel(ctx), kgo.TryCommit); err != nil {
 				return err
 			}
+			s.txns.Add(1)
 		}
 	}
 	return s, nil
@@ -357,9 +406,55 @@ func stageSetup(o Options, step *stages.Step, mk func(int) ([]byte, error)) *set
 		if err != nil {
 			return err
 		}
+		go func() { // count transactions for the report
+			t := time.NewTicker(20 * time.Millisecond)
+			defer t.Stop()
+			var last int64
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					n := st.Snapshot().Commits
+					s.txns.Add(n - last)
+					last = n
+				}
+			}
+		}()
 		return st.Run(ctx)
 	}
 	return s
+}
+
+// startProfile starts a CPU profile of variant into dir (nothing when dir
+// is empty); the returned func stops it and writes the allocation profile.
+func startProfile(dir, variant string) (func() error, error) {
+	if dir == "" {
+		return func() error { return nil }, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("profile directory: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, "cpu-"+variant+".pprof"))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return err
+		}
+		h, err := os.Create(filepath.Join(dir, "allocs-"+variant+".pprof"))
+		if err != nil {
+			return fmt.Errorf("allocation profile: %w", err)
+		}
+		defer h.Close()
+		return pprof.Lookup("allocs").WriteTo(h, 0)
+	}, nil
 }
 
 // cpuSeconds is this process's user and system CPU time so far.
@@ -381,12 +476,12 @@ func quantile(xs []float64, q float64) float64 {
 
 // WriteTable prints the report for people.
 func (r *Report) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "%d batches of %d records × %d bytes, %d partitions, %d consumer(s)\n", r.Batches, r.BatchSize, r.RecordBytes, r.Partitions, r.Consumers)
+	fmt.Fprintf(w, "%d batches of %d records × %d bytes, %d partitions, %d consumer(s), median of %d round(s)\n", r.Batches, r.BatchSize, r.RecordBytes, r.Partitions, r.Consumers, r.Rounds)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "variant\trecords/s\tbatches/s\tp50 ms\tp99 ms\t(at batches/s)\tCPU s/1000 batches\t")
+	fmt.Fprintln(tw, "variant\trecords/s\tbatches/s\tp50 ms\tp99 ms\t(at batches/s)\tCPU s/1000 batches\tbatches/txn\t")
 	for _, v := range r.Variants {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%.2f\t\n", v.Name, v.RecordsPerSecond, v.BatchesPerSecond,
-			v.LatencyP50Ms, v.LatencyP99Ms, v.PacedBatchesPerS, v.CPUSecondsPer1000)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%.2f\t%.1f\t\n", v.Name, v.RecordsPerSecond, v.BatchesPerSecond,
+			v.LatencyP50Ms, v.LatencyP99Ms, v.PacedBatchesPerS, v.CPUSecondsPer1000, v.BatchesPerTxn)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "ratio (stage-noop / raw throughput): %.2f\n", r.Ratio)

@@ -1,0 +1,124 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/workflow"
+	"github.com/flexiflow/flexiflow/stream"
+)
+
+// The hot path of one batch, piece by piece, on the throughput benchmark's
+// shape: 100 records of 1 KB each, a model that returns its input and one
+// trivial assertion. Compare runs with benchstat:
+//
+//	go test -run '^$' -bench 'Hot' -benchmem -count 10 ./stages/ > new.txt
+//	benchstat old.txt new.txt
+
+const hotYAML = `workflow: hot
+input_schema: flexiflow.bench.Blob
+steps:
+  - name: noop
+    output_schema: flexiflow.bench.Blob
+    models: [{name: noop, builtin: bench.noop}]
+    assertions:
+      records: [{name: has-id, expr: "output.id != ''"}]
+`
+
+// hotFixture is a compiled step and one encoded batch for it.
+type hotFixture struct {
+	step  *Step
+	batch *schemas.Batch
+	value []byte
+}
+
+func newHotFixture(b *testing.B) hotFixture {
+	b.Helper()
+	wf, err := workflow.Parse("hot.yaml", []byte(hotYAML))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := models.NewRegistry()
+	reg.Register("bench.noop", func(map[string]any) (models.Model, error) {
+		return models.Func(func(_ context.Context, in []models.Record) ([]models.Record, error) { return in, nil }), nil
+	})
+	sreg, err := schemas.NewRegistry()
+	if err != nil {
+		b.Fatal(err)
+	}
+	steps, err := Compile(wf, Deps{Models: reg, Schemas: sreg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, 1024)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	batch := &schemas.Batch{ID: "b1", Workflow: "hot", CreatedAtMs: time.Now().UnixMilli(), Records: make([]map[string]any, 100)}
+	for j := range batch.Records {
+		batch.Records[j] = map[string]any{"id": fmt.Sprintf("r%d", j), "payload": payload}
+	}
+	value, err := steps[0].In.Encode(nil, batch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return hotFixture{step: steps[0], batch: batch, value: value}
+}
+
+func BenchmarkHotDecode(b *testing.B) {
+	f := newHotFixture(b)
+	b.SetBytes(int64(len(f.value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.step.In.Decode(f.value); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkHotAssert(b *testing.B) {
+	f := newHotFixture(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := f.step.Asserts.Evaluate(f.batch.Records, f.batch.Records); !res.Verdict {
+			b.Fatal(res.Reason)
+		}
+	}
+}
+
+func BenchmarkHotEncode(b *testing.B) {
+	f := newHotFixture(b)
+	b.SetBytes(int64(len(f.value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.step.Out.Encode(make([]byte, 0, len(f.value)+len(f.value)/4+512), f.batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHotProcess is the whole path of one batch through a stage, with
+// no broker: decode, rank, invoke, assert, encode, route, trace.
+func BenchmarkHotProcess(b *testing.B) {
+	f := newHotFixture(b)
+	s, err := NewStage(f.step, stream.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &kgo.Record{Topic: "hot.noop.in", Key: []byte("b1"), Value: f.value, Headers: stream.Headers("b1", 0, nil, "")}
+	ctx := context.Background()
+	b.SetBytes(int64(len(f.value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, rt, err := s.process(ctx, rec)
+		if err != nil || rt.outcome != schemas.OutcomeNext || len(out) != 2 {
+			b.Fatalf("process: outcome %q, %d records, %v", rt.outcome, len(out), err)
+		}
+	}
+}
