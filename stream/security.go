@@ -210,6 +210,8 @@ func (c Config) permanent(err error) error {
 			addrs, c.saslName(), err)
 	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
 		return fmt.Errorf("the certificate of Kafka at %s is not trusted: give the CA that signed it with --kafka-tls-ca, or the name it was issued for with --kafka-tls-server-name: %w", addrs, err)
+	case c.TLS == nil && strings.Contains(err.Error(), "plaintext connection speaking to a tls endpoint"):
+		return fmt.Errorf("Kafka at %s expects TLS on this port: add --kafka-tls (and --kafka-tls-ca if a private CA signed its certificate): %w", addrs, err)
 	case errors.As(err, &recordHeader):
 		return fmt.Errorf("Kafka at %s does not speak TLS on this port: drop --kafka-tls or use the broker's TLS listener: %w", addrs, err)
 	}

@@ -13,6 +13,15 @@
 # runs a separate broker with its own data, for tests that stop and start
 # their broker without disturbing others). The broker listens on 127.0.0.1
 # only.
+#
+# Opt-in secure mode, KAFKA_SECURITY=sasl_ssl: the client listener on
+# KAFKA_PORT is SASL_SSL (TLS, then SCRAM-SHA-512 or SCRAM-SHA-256). A test
+# CA and the broker's certificate (for 127.0.0.1 and localhost) are made
+# with openssl in <instance>/secure/ (clients trust secure/ca.pem), and the
+# SCRAM user KAFKA_SCRAM_USER (default flexiflow) with password
+# KAFKA_SCRAM_PASSWORD (default: generated into secure/client-password) is
+# created when the storage is formatted, so change either only after
+# `reset`. Use it with its own KAFKA_INSTANCE and ports.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,6 +34,8 @@ instance="${KAFKA_INSTANCE:-main}"
 run="$cache/$instance"
 pidfile="$run/broker.pid"
 log="$run/broker.log"
+security="${KAFKA_SECURITY:-plaintext}"
+secure="$run/secure"
 
 # need CMD DEBIAN_PACKAGE: installs the package when CMD is missing and this
 # is a Debian machine we may install on (root); otherwise says what to do.
@@ -76,6 +87,79 @@ auto.create.topics.enable=true
 PROPS
 }
 
+# secure_setup makes the test CA, the broker's key and certificate, and the
+# SCRAM passwords (kept between runs, so a restarted broker keeps its users).
+secure_setup() {
+  need openssl openssl
+  mkdir -p "$secure"
+  chmod 700 "$secure"
+  if [ ! -f "$secure/broker.pem" ]; then
+    (
+      cd "$secure"
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 365 -subj "/CN=FlexiFlow test CA" 2>/dev/null
+      openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1" 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' > broker.ext
+      openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out broker.crt -days 365 -extfile broker.ext 2>/dev/null
+      openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.p8
+      cat broker.p8 broker.crt ca.pem > broker.pem
+      rm -f broker.csr broker.ext broker.key broker.p8
+    )
+  fi
+  [ -f "$secure/admin-password" ] || openssl rand -hex 16 > "$secure/admin-password"
+  if [ -n "${KAFKA_SCRAM_PASSWORD:-}" ]; then
+    printf '%s' "$KAFKA_SCRAM_PASSWORD" > "$secure/client-password"
+  elif [ ! -f "$secure/client-password" ]; then
+    openssl rand -hex 16 > "$secure/client-password"
+  fi
+  chmod 600 "$secure"/*
+}
+
+scram_user="${KAFKA_SCRAM_USER:-flexiflow}"
+
+secure_config() {
+  local admin; admin="$(tr -d '\n' < "$secure/admin-password")"
+  cat > "$run/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=SASL_SSL://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
+ssl.keystore.type=PEM
+ssl.keystore.location=$secure/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$secure/ca.pem
+ssl.client.auth=none
+log.dirs=$run/data
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+PROPS
+  chmod 600 "$run/server.properties"
+}
+
+# scram_args are the storage tool's --add-scram arguments: the admin the
+# broker uses for itself and the client user, under both mechanisms.
+scram_args() {
+  local admin client
+  admin="$(tr -d '\n' < "$secure/admin-password")"
+  client="$(cat "$secure/client-password")"
+  printf '%s\n' --add-scram "SCRAM-SHA-512=[name=admin,password=$admin]" \
+    --add-scram "SCRAM-SHA-512=[name=$scram_user,password=$client]" \
+    --add-scram "SCRAM-SHA-256=[name=$scram_user,password=$client]"
+}
+
 java_cmd() {
   java -Xmx"$heap" -Xms"$heap" -XX:+UseG1GC -Dlog4j.configuration="file:$here/log4j.properties" -cp "$cache/libs/*" "$@"
 }
@@ -85,9 +169,19 @@ up() {
   if running; then echo "kafka.sh: broker already running on 127.0.0.1:$port (pid $(cat "$pidfile"))"; return; fi
   resolve
   mkdir -p "$run"
-  config
+  case "$security" in
+    plaintext) config ;;
+    sasl_ssl) secure_setup; secure_config ;;
+    *) echo "kafka.sh: KAFKA_SECURITY=$security: use plaintext (the default) or sasl_ssl" >&2; exit 2 ;;
+  esac
   if [ ! -f "$run/data/meta.properties" ]; then
-    java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$run/server.properties" >/dev/null
+    if [ "$security" = sasl_ssl ]; then
+      local extra=()
+      mapfile -t extra < <(scram_args)
+      java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$run/server.properties" "${extra[@]}" >/dev/null
+    else
+      java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$run/server.properties" >/dev/null
+    fi
   fi
   local start=$SECONDS
   nohup java -Xmx"$heap" -Xms"$heap" -XX:+UseG1GC -Dlog4j.configuration="file:$here/log4j.properties" \
@@ -98,6 +192,9 @@ up() {
     if grep -q "Kafka Server started\|\[KafkaRaftServer nodeId=1\] Kafka Server started" "$log" 2>/dev/null \
        && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "kafka.sh: Apache Kafka ready on 127.0.0.1:$port after $((SECONDS - start))s (pid $(cat "$pidfile"), log $log)"
+      if [ "$security" = sasl_ssl ]; then
+        echo "kafka.sh: listener SASL_SSL (SCRAM-SHA-512, SCRAM-SHA-256), user $scram_user, password in $secure/client-password, CA $secure/ca.pem"
+      fi
       return
     fi
     sleep 0.5
