@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,7 +13,7 @@ import (
 
 func newDemoCmd(g *globals) *cobra.Command {
 	var o demo.Options
-	var brokers, summaryJSON string
+	var brokers, summaryJSON, clickhouseDSN string
 	var printWorkflow bool
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -33,7 +34,8 @@ Examples:
   flexiflow demo
   flexiflow demo --batches 3000 --summary-json summary.json
   flexiflow demo --brokers 127.0.0.1:9092      # against your own Kafka
-  flexiflow demo --print-workflow > digits.yaml # the workflow file it runs`,
+  flexiflow demo --print-workflow > digits.yaml # the workflow file it runs
+  flexiflow demo --clickhouse clickhouse://flexiflow:secret@localhost:9000/flexiflow`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printWorkflow {
@@ -49,11 +51,19 @@ Examples:
 			}
 			defer log.Sync()
 			o.Brokers, o.Log, o.Progress = splitBrokers(brokers), log, cmd.OutOrStdout()
+			sink, stopBroker, err := startDemoSink(cmd.Context(), g, &o, clickhouseDSN, cmd.OutOrStdout(), log)
+			if err != nil {
+				return err
+			}
+			defer stopBroker()
 			report, err := demo.Run(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
 			report.WriteTable(cmd.OutOrStdout())
+			if err := sink.finish(cmd.Context(), cmd.OutOrStdout(), time.Minute); err != nil {
+				return err
+			}
 			if summaryJSON != "" {
 				b, err := json.MarshalIndent(report, "", "  ")
 				if err != nil {
@@ -76,6 +86,7 @@ Examples:
 	f.Uint64Var(&o.Seed, "seed", 1, "seed for the input stream")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port]; empty starts the embedded broker")
 	f.StringVar(&o.Name, "name", "", "rename the workflow (its topics and groups), e.g. to run again on a cluster with an earlier run's topics")
+	f.StringVar(&clickhouseDSN, "clickhouse", "", "also store every trace in ClickHouse (clickhouse://USER:PASSWORD@HOST:9000/DB; the schema is applied)")
 	f.StringVar(&summaryJSON, "summary-json", "", "also write the summary as JSON to this file")
 	f.BoolVar(&printWorkflow, "print-workflow", false, "print the demo's workflow file and exit")
 	f.DurationVar(&o.Timeout, "timeout", 0, "give up if the batches have not all finished by then (default 10m)")

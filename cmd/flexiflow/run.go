@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,7 +17,7 @@ import (
 func newRunCmd(g *globals) *cobra.Command {
 	var brokers string
 	var replicas int
-	var instance, metricsAddr string
+	var instance, metricsAddr, clickhouseDSN string
 	var createTopics bool
 	var every time.Duration
 	cmd := &cobra.Command{
@@ -62,12 +64,19 @@ Examples:
 					return err
 				}
 			}
+			sink, err := startRunSink(cmd.Context(), l, clickhouseDSN, log)
+			if err != nil {
+				_ = pipe.Stop()
+				return err
+			}
 			progress(cmd, pipe, every, log)
-			return pipe.Stop()
+			err = pipe.Stop()
+			return errors.Join(err, sink.finish(context.Background(), cmd.OutOrStdout(), 10*time.Second))
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port]; empty starts the embedded broker")
+	f.StringVar(&clickhouseDSN, "clickhouse", "", "also run the trace sink into this ClickHouse (clickhouse://USER:PASSWORD@HOST:9000/DB; run flexiflow migrate first)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
 	f.IntVar(&replicas, "replicas", 1, "consumers per step in this process")

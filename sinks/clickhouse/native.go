@@ -13,6 +13,14 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"go.uber.org/zap"
+)
+
+// Errors Native's messages wrap, for callers that treat them differently
+// (the sink retries ErrUnreachable and gives up on ErrAuth at start).
+var (
+	ErrAuth        = errors.New("login refused")
+	ErrUnreachable = errors.New("server unreachable")
 )
 
 // Native is an Engine and Inserter on a ClickHouse server through
@@ -154,7 +162,7 @@ func (n *Native) explain(err error) error {
 	if errors.As(err, &ex) {
 		switch ex.Code {
 		case 516, 192, 193, 194: // AUTHENTICATION_FAILED, UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD
-			return fmt.Errorf("ClickHouse at %s refused the login: %w; check the user and password in the DSN (clickhouse://USER:PASSWORD@HOST:9000/DB)", n.Where, err)
+			return fmt.Errorf("ClickHouse at %s: %w: %w; check the user and password in the DSN (clickhouse://USER:PASSWORD@HOST:9000/DB)", n.Where, ErrAuth, err)
 		case 81: // UNKNOWN_DATABASE
 			return fmt.Errorf("ClickHouse at %s: %w; create the database (CREATE DATABASE …) or name an existing one in the DSN", n.Where, err)
 		case 60: // UNKNOWN_TABLE
@@ -164,7 +172,7 @@ func (n *Native) explain(err error) error {
 	}
 	var ne net.Error
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("cannot reach ClickHouse at %s: %w; check that the server runs and the DSN's host and port (native protocol: 9000)", n.Where, err)
+		return fmt.Errorf("cannot reach ClickHouse at %s: %w: %w; check that the server runs and the DSN's host and port (native protocol: 9000)", n.Where, ErrUnreachable, err)
 	}
 	return fmt.Errorf("ClickHouse at %s: %w", n.Where, err)
 }
@@ -208,4 +216,30 @@ func normalize(v any) any {
 		return out
 	}
 	return fmt.Sprint(v)
+}
+
+// DialNative opens the server like OpenNative, but while it is unreachable
+// it retries with backoff (logging each miss) until ctx ends or wait has
+// passed (wait <= 0: until ctx ends). A malformed DSN or a refused login
+// fails at once.
+func DialNative(ctx context.Context, dsn string, wait time.Duration, log *zap.Logger) (*Native, error) {
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		n, err := OpenNative(ctx, dsn)
+		if err == nil || !errors.Is(err, ErrUnreachable) {
+			return n, err
+		}
+		log.Warn("ClickHouse not reachable yet; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
 }

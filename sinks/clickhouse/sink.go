@@ -62,7 +62,10 @@ type SinkStats struct {
 	Flushes   int64
 	Failures  int64 // failed insert attempts
 	Paused    bool  // consumption paused while inserts fail
+	Pending   int   // rows read but not inserted yet
 	LastFlush time.Time
+	// LastRecord is when the sink last read a trace (zero: none yet).
+	LastRecord time.Time
 }
 
 // Sink moves traces from a topic into ClickHouse.
@@ -143,7 +146,9 @@ func (s *Sink) Run(ctx context.Context) error {
 				firstPending = time.Now()
 			}
 			pending = append(pending, FromTrace(t))
+			s.counts.LastRecord = time.Now()
 		})
+		s.counts.Pending = len(pending)
 		stopping := ctx.Err() != nil
 		due := len(pending) >= s.o.BatchRows || (len(pending) > 0 && time.Since(firstPending) >= s.o.FlushInterval)
 		if due || stopping {
@@ -161,6 +166,7 @@ func (s *Sink) Run(ctx context.Context) error {
 				return err
 			}
 			pending = pending[:0]
+			s.counts.Pending = 0
 			if err := cl.CommitUncommittedOffsets(fctx); err != nil {
 				log.Warn("committing offsets failed; the rows just inserted may be inserted again (deduplicated)", zap.Error(err))
 			}
