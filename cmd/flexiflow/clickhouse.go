@@ -109,7 +109,9 @@ down or slow the sink pauses consumption, retries with backoff and resumes;
 the stages never wait for it and traces wait in Kafka. Run several for more
 throughput: they share the topic's partitions.
 
-The schema must be current (run flexiflow migrate first).
+At start it waits up to --connect-timeout for ClickHouse to answer; a
+refused login or a schema older than this binary (run flexiflow migrate
+first) stops it at once with what to do.
 
 Example:
   flexiflow sink --workflow digits.yaml --brokers kafka:9092 \
@@ -133,7 +135,7 @@ Example:
 			}
 			defer l.close()
 			reg := ops.NewRegistry()
-			s, closeCH, err := startSink(cmd.Context(), l.wf, l.kafka, o, reg, log)
+			s, closeCH, err := startSink(cmd.Context(), l.wf, l.kafka, o, g.connectTimeout, reg, log)
 			if err != nil {
 				return err
 			}
@@ -171,14 +173,14 @@ func (o *sinkFlags) register(str func(*string, string, string, string), num func
 }
 
 // startSink connects to ClickHouse (waiting while it is unreachable, up to
-// --connect-timeout), checks the schema, makes sure the traces topic
+// wait: the --connect-timeout), checks the schema, makes sure the traces topic
 // exists, and returns a sink ready to Run, with its metrics on reg (nil:
 // none).
-func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, reg *prometheus.Registry, log *zap.Logger) (*clickhouse.Sink, func(), error) {
+func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, wait time.Duration, reg *prometheus.Registry, log *zap.Logger) (*clickhouse.Sink, func(), error) {
 	if o.dsn == "" {
 		return nil, nil, errors.New("--clickhouse is required: give clickhouse://USER:PASSWORD@HOST:9000/DATABASE (or set FLEXIFLOW_CLICKHOUSE)")
 	}
-	n, err := clickhouse.DialNative(ctx, o.dsn, 0, log)
+	n, err := clickhouse.DialNative(ctx, o.dsn, wait, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -229,7 +231,7 @@ type backgroundSink struct {
 	where, workflow string
 }
 
-func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, migrate bool, log *zap.Logger) (*backgroundSink, string, error) {
+func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, migrate bool, wait time.Duration, log *zap.Logger) (*backgroundSink, string, error) {
 	if migrate {
 		n, err := openClickHouse(ctx, o.dsn)
 		if err != nil {
@@ -241,7 +243,7 @@ func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka strea
 			return nil, "", fmt.Errorf("migrating ClickHouse at %s: %w", n.Where, err)
 		}
 	}
-	s, closeCH, err := startSink(ctx, wf, kafka, o, nil, log)
+	s, closeCH, err := startSink(ctx, wf, kafka, o, wait, nil, log)
 	if err != nil {
 		return nil, "", err
 	}
@@ -482,7 +484,7 @@ func startDemoSink(ctx context.Context, g *globals, o *demo.Options, dsn string,
 		stop()
 		return nil, noop, err
 	}
-	bs, where, err := runSinkInBackground(ctx, wf, kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second}, true, log)
+	bs, where, err := runSinkInBackground(ctx, wf, kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second}, true, g.connectTimeout, log)
 	if err != nil {
 		stop()
 		return nil, noop, err
@@ -494,11 +496,11 @@ func startDemoSink(ctx context.Context, g *globals, o *demo.Options, dsn string,
 
 // startRunSink runs the sink next to `flexiflow run --clickhouse DSN`
 // (nil without a DSN). The schema must be current.
-func startRunSink(ctx context.Context, l *loaded, dsn string, log *zap.Logger) (*backgroundSink, error) {
+func startRunSink(ctx context.Context, g *globals, l *loaded, dsn string, log *zap.Logger) (*backgroundSink, error) {
 	if dsn == "" {
 		return nil, nil
 	}
-	bs, where, err := runSinkInBackground(ctx, l.wf, l.kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second}, false, log)
+	bs, where, err := runSinkInBackground(ctx, l.wf, l.kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second}, false, g.connectTimeout, log)
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ Examples:
 					return err
 				}
 			}
-			sink, err := startRunSink(cmd.Context(), l, clickhouseDSN, log)
+			sink, err := startRunSink(cmd.Context(), g, l, clickhouseDSN, log)
 			if err != nil {
 				_ = pipe.Stop()
 				return err

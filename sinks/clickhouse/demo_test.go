@@ -120,49 +120,53 @@ func TestShippedSQLOnDemoTraces(t *testing.T) {
 		t.Fatal(err)
 	}
 	ran := map[string]bool{}
-
 	for _, b := range streamtest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			cfg := b.Start(t)
-			const batches = 900
-			name := streamtest.Unique("digits")
-			report, err := demo.Run(ctx, demo.Options{Batches: batches, Name: name, Brokers: cfg.Brokers})
-			if err != nil {
-				t.Fatal(err)
-			}
-			topic := name + ".traces"
-			traces := readTraces(t, cfg, topic)
-			t.Logf("demo: %d batches, %d traces", batches, len(traces))
-
-			took := runSink(t, cfg, ch, topic, name+".sink", len(traces))
-			t.Logf("sink: %d rows into chDB in %s = %.0f rows/s (demo traces, batches of up to 2000 rows, JSONEachRow through the bridge)",
-				len(traces), took.Round(time.Millisecond), float64(len(traces))/took.Seconds())
-			// A replay (another group reads everything again) must leave no duplicates.
-			runSink(t, cfg, ch, topic, name+".replay", len(traces))
-			count, err := ch.Query(ctx, "SELECT count() AS n, uniqExact(attempt_id) AS u FROM traces FINAL WHERE workflow = {w:String}", map[string]string{"w": name})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n, u := count.Float(0, "n"), count.Float(0, "u"); int(n) != len(traces) || int(u) != len(traces) {
-				t.Errorf("after a replay: %v rows, %v attempt ids in traces FINAL; want %d", n, u, len(traces))
-			}
-
-			checkSteps(t, ch, name, traces)
-			ran[QuerySteps] = true
-			checkDrift(t, ch, name, traces, batches)
-			ran[QueryDrift], ran[QueryBatchWindow] = true, true
-			checkSwitches(t, ch, name, traces, report.Steps)
-			ran[QuerySwitches] = true
-			checkTrace(t, ch, name, traces)
-			ran[QueryTrace] = true
-			checkViews(t, ch, name, traces)
-		})
+		t.Run(b.Name, func(t *testing.T) { demoRoundTrip(t, b.Start(t), ch, ch, ran) })
 	}
 	for _, q := range QueryNames() {
 		if !ran[q] {
 			t.Errorf("shipped query %s was not executed by this test", q)
 		}
 	}
+}
+
+// demoRoundTrip runs a demo on cfg, sinks its traces into ins, and checks
+// every shipped query's answers on e against Go's; ran records the queries
+// it executed.
+func demoRoundTrip(t *testing.T, cfg stream.Config, e Engine, ins Inserter, ran map[string]bool) {
+	ctx := context.Background()
+	const batches = 900
+	name := streamtest.Unique("digits")
+	report, err := demo.Run(ctx, demo.Options{Batches: batches, Name: name, Brokers: cfg.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := name + ".traces"
+	traces := readTraces(t, cfg, topic)
+	t.Logf("demo: %d batches, %d traces", batches, len(traces))
+
+	took := runSink(t, cfg, ins, topic, name+".sink", len(traces))
+	t.Logf("sink: %d rows in %s = %.0f rows/s (demo traces, batches of up to 2000 rows)",
+		len(traces), took.Round(time.Millisecond), float64(len(traces))/took.Seconds())
+	// A replay (another group reads everything again) must leave no duplicates.
+	runSink(t, cfg, ins, topic, name+".replay", len(traces))
+	count, err := e.Query(ctx, "SELECT count() AS n, uniqExact(attempt_id) AS u FROM traces FINAL WHERE workflow = {w:String}", map[string]string{"w": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, u := count.Float(0, "n"), count.Float(0, "u"); int(n) != len(traces) || int(u) != len(traces) {
+		t.Errorf("after a replay: %v rows, %v attempt ids in traces FINAL; want %d", n, u, len(traces))
+	}
+
+	checkSteps(t, e, name, traces)
+	ran[QuerySteps] = true
+	checkDrift(t, e, name, traces, batches)
+	ran[QueryDrift], ran[QueryBatchWindow] = true, true
+	checkSwitches(t, e, name, traces, report.Steps)
+	ran[QuerySwitches] = true
+	checkTrace(t, e, name, traces)
+	ran[QueryTrace] = true
+	checkViews(t, e, name, traces)
 }
 
 func checkSteps(t *testing.T, e Engine, wf string, traces []*schemas.Trace) {
