@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"math"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -135,7 +136,10 @@ func TestShippedSQLOnDemoTraces(t *testing.T) {
 // it executed.
 func demoRoundTrip(t *testing.T, cfg stream.Config, e Engine, ins Inserter, ran map[string]bool) {
 	ctx := context.Background()
-	const batches = 900
+	batches := 900
+	if s := os.Getenv("FLEXIFLOW_DEMO_BATCHES"); s != "" { // 1200 matches flexiflow demo
+		batches, _ = strconv.Atoi(s)
+	}
 	name := streamtest.Unique("digits")
 	report, err := demo.Run(ctx, demo.Options{Batches: batches, Name: name, Brokers: cfg.Brokers})
 	if err != nil {
