@@ -184,6 +184,9 @@ func anyFlag(tree map[string]*command, name string) bool {
 	return false
 }
 
+// credentialsRE matches a URL with a password: scheme://user:PASSWORD@.
+var credentialsRE = regexp.MustCompile(`://[^\s/:@]+:([^\s@]+)@`)
+
 // secretEnv are the variables that carry secrets rather than set flags.
 var secretEnv = map[string]bool{"FLEXIFLOW_KAFKA_SASL_PASSWORD": true}
 
@@ -390,6 +393,21 @@ func TestComposeFile(t *testing.T) {
 			for _, d := range deps {
 				if !dependsOn(p, s, d) {
 					t.Errorf("service %s does not wait for %s", s, d)
+				}
+			}
+		}
+	})
+
+	t.Run("no secrets in the file", func(t *testing.T) {
+		for _, m := range credentialsRE.FindAllStringSubmatch(string(raw), -1) {
+			if !strings.HasPrefix(m[1], "${") {
+				t.Errorf("credentials written into docker-compose.yml (%s): interpolate them from the environment, e.g. ${CLICKHOUSE_PASSWORD}", m[0])
+			}
+		}
+		for _, s := range p.Services {
+			for _, a := range append(append([]string{}, s.Entrypoint...), s.Command...) {
+				if credentialsRE.MatchString(a) || strings.Contains(strings.ToLower(a), "password") {
+					t.Errorf("service %s: a secret in the command line (visible in ps and docker inspect): pass it in the environment", s.Name)
 				}
 			}
 		}

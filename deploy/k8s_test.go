@@ -269,6 +269,32 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	})
 
+	t.Run("secrets only in Secrets", func(t *testing.T) {
+		for _, ms := range []*manifests{base, overlay, overlayPatches} {
+			for _, c := range ms.configMaps {
+				for k, v := range c.Data {
+					if credentialsRE.MatchString(v) && c.Name != "flexiflow-workflow" || strings.HasSuffix(k, "PASSWORD") {
+						t.Errorf("ConfigMap %s key %s holds a secret: put it in the flexiflow-secrets Secret", c.Name, k)
+					}
+				}
+			}
+			for _, d := range ms.deployments {
+				for _, c := range d.Spec.Template.Spec.Containers {
+					for _, e := range c.Env {
+						if e.Value != "" && (credentialsRE.MatchString(e.Value) || strings.HasSuffix(e.Name, "PASSWORD")) {
+							t.Errorf("Deployment %s: env %s holds a secret in the manifest: use valueFrom.secretKeyRef", d.Name, e.Name)
+						}
+					}
+					for _, a := range c.Args {
+						if credentialsRE.MatchString(a) {
+							t.Errorf("Deployment %s: credentials in args", d.Name)
+						}
+					}
+				}
+			}
+		}
+	})
+
 	stepDeployment := map[string]*appsv1.Deployment{}
 	roles := map[string]int{}
 	for _, d := range base.deployments {
