@@ -38,17 +38,7 @@ func startChDB(t testing.TB) *chdbEngine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	py := os.Getenv(EnvChDBPython)
-	if py == "" {
-		py = filepath.Join(root, ".cache/chdb/venv/bin/python")
-	}
-	if _, err := os.Stat(py); err != nil {
-		msg := fmt.Sprintf("chDB is not installed (no %s; set %s or run: bash deploy/clickhouse/chdb.sh)", py, EnvChDBPython)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " — under CI the chDB tests must run")
-		}
-		t.Skip(msg)
-	}
+	py := chdbPython(t, root)
 	cmd := exec.Command(py, filepath.Join(root, "deploy/clickhouse/chdb_run.py"), t.TempDir())
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -68,6 +58,23 @@ func startChDB(t testing.TB) *chdbEngine {
 		t.Fatalf("chDB bridge does not answer: %v", err)
 	}
 	return e
+}
+
+// chdbPython finds the interpreter with chDB, or skips (fails under CI).
+func chdbPython(t testing.TB, root string) string {
+	t.Helper()
+	py := os.Getenv(EnvChDBPython)
+	if py == "" {
+		py = filepath.Join(root, ".cache/chdb/venv/bin/python")
+	}
+	if _, err := os.Stat(py); err != nil {
+		msg := fmt.Sprintf("chDB is not installed (no %s; set %s or run: bash deploy/clickhouse/chdb.sh)", py, EnvChDBPython)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " — under CI the chDB tests must run")
+		}
+		t.Skip(msg)
+	}
+	return py
 }
 
 type chdbAnswer struct {
