@@ -110,6 +110,12 @@ func (m *manifests) decodeFile(t *testing.T, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.decode(t, file, b)
+}
+
+// decode decodes the YAML documents in b, read from file.
+func (m *manifests) decode(t *testing.T, file string, b []byte) {
+	t.Helper()
 	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
 		if strings.TrimSpace(stripComments(doc)) == "" {
 			continue
