@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,28 +101,12 @@ func TestMigratePrint(t *testing.T) {
 func firstLineOf(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
 // TestClickHouseCommands runs migrate, demo --clickhouse (which runs the
-// sink) and the query commands in every format against a real server
-// named by FLEXIFLOW_CLICKHOUSE_DSN, in a database of its own.
+// sink) and the query commands in every format as the real binary: against
+// the server FLEXIFLOW_CLICKHOUSE_DSN names (in a database of its own), or
+// else against the ClickHouse engine (chDB) behind
+// deploy/clickhouse/chdb_http.py, through clickhouse-go/v2's HTTP protocol.
 func TestClickHouseCommands(t *testing.T) {
-	dsn := os.Getenv("FLEXIFLOW_CLICKHOUSE_DSN")
-	if dsn == "" {
-		t.Skip("FLEXIFLOW_CLICKHOUSE_DSN is not set: no ClickHouse server to run the commands against (docker compose up -d clickhouse; export FLEXIFLOW_CLICKHOUSE_DSN=clickhouse://flexiflow:flexiflow@127.0.0.1:9000/flexiflow)")
-	}
-	ctx := context.Background()
-	admin, err := clickhouse.OpenNative(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	db := fmt.Sprintf("flexiflow_cli_%d", time.Now().UnixNano())
-	if err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
-	u, _ := url.Parse(dsn)
-	u.Path = "/" + db
-	own := u.String()
-
+	own := clickhouseForCLI(t)
 	// Before migrate: the queries say to run it.
 	_, stderr, err := run(t, time.Minute, "switches", "--workflow", "digits", "--clickhouse", own)
 	if err == nil || !strings.Contains(stderr, "run: flexiflow migrate") {
@@ -172,4 +158,53 @@ func TestClickHouseCommands(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "workflows with traces: digits") {
 		t.Errorf("unknown workflow: %v %s", err, stderr)
 	}
+}
+
+// clickhouseForCLI returns a DSN of an empty database for the commands.
+func clickhouseForCLI(t *testing.T) string {
+	t.Helper()
+	if dsn := os.Getenv("FLEXIFLOW_CLICKHOUSE_DSN"); dsn != "" {
+		ctx := context.Background()
+		admin, err := clickhouse.OpenNative(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := fmt.Sprintf("flexiflow_cli_%d", time.Now().UnixNano())
+		if err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db); admin.Close() })
+		u, _ := url.Parse(dsn)
+		u.Path = "/" + db
+		return u.String()
+	}
+	root, _ := filepath.Abs("../..")
+	py := os.Getenv("FLEXIFLOW_CHDB_PYTHON")
+	if py == "" {
+		py = filepath.Join(root, ".cache/chdb/venv/bin/python")
+	}
+	if _, err := os.Stat(py); err != nil {
+		msg := "neither FLEXIFLOW_CLICKHOUSE_DSN nor chDB (" + py + ") is available; run: bash deploy/clickhouse/chdb.sh"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	cmd := exec.Command(py, filepath.Join(root, "deploy/clickhouse/chdb_http.py"), t.TempDir(), "flexiflow", "flexiflow")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	if err != nil || !ok {
+		t.Fatalf("chDB HTTP bridge: %q %v", line, err)
+	}
+	t.Logf("no FLEXIFLOW_CLICKHOUSE_DSN: running against chDB at %s over HTTP", addr)
+	return "http://flexiflow:flexiflow@" + addr + "/default"
 }
