@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/assert"
 	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/models/kserve"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 )
 
@@ -15,6 +18,9 @@ import (
 type Deps struct {
 	Models  *models.Registry
 	Schemas *schemas.Registry
+	// Log receives served models' retry and circuit-breaker events; nil
+	// discards them.
+	Log *zap.Logger
 }
 
 // Step is one workflow step, compiled: its codecs, models and assertions.
@@ -33,6 +39,20 @@ type Slot struct {
 	Name    string
 	Model   models.Model
 	Timeout time.Duration
+	// PriceMS, when Priced, is what one call costs the bandit instead of
+	// its measured latency (a workflow's price_ms, or a model that reports
+	// a price through models.Pricer).
+	PriceMS float64
+	Priced  bool
+}
+
+// Cost is what one attempt of the slot's model costs the bandit: its price
+// when it has one, else the attempt's measured latency in milliseconds.
+func (s Slot) Cost(latency time.Duration) float64 {
+	if s.Priced {
+		return s.PriceMS
+	}
+	return float64(latency.Microseconds()) / 1000
 }
 
 // ModelNames lists the step's models in workflow order.
@@ -89,12 +109,19 @@ func compileStep(wf *workflow.Workflow, i int, spec *workflow.Step, deps Deps, t
 		errs = append(errs, wf.Errorf(append(path, "output_schema"), "step %q: %v", spec.Name, err))
 	}
 	for j, m := range spec.Models {
-		model, err := deps.Models.New(m.Builtin, m.Options)
+		model, err := newModel(m, deps)
 		if err != nil {
 			errs = append(errs, wf.Errorf(append(path, "models", j), "step %q model %q: %v", spec.Name, m.Name, err))
 			continue
 		}
-		s.Models = append(s.Models, Slot{Name: m.Name, Model: model, Timeout: time.Duration(m.Timeout)})
+		slot := Slot{Name: m.Name, Model: model, Timeout: time.Duration(m.Timeout)}
+		if p, ok := model.(models.Pricer); ok {
+			slot.PriceMS, slot.Priced = p.PriceMS()
+		}
+		if m.PriceMS != nil {
+			slot.PriceMS, slot.Priced = *m.PriceMS, true
+		}
+		s.Models = append(s.Models, slot)
 	}
 	aspec := assert.Spec{MinPassFraction: *spec.Assertions.Batch.MinPassFraction, BatchExpr: spec.Assertions.Batch.Expr}
 	for _, a := range spec.Assertions.Records {
@@ -116,6 +143,42 @@ func compileStep(wf *workflow.Workflow, i int, spec *workflow.Step, deps Deps, t
 		return nil, err
 	}
 	return s, nil
+}
+
+// newModel builds one model of a step for its kind.
+func newModel(m *workflow.Model, deps Deps) (models.Model, error) {
+	switch m.Kind {
+	case workflow.KindKServe:
+		cfg := kserve.Config{
+			Name: m.Name, URL: m.URL, Protocol: m.Protocol, Model: m.Served, Version: m.Version,
+			Carry: m.Carry, MaxConcurrency: m.MaxConcurrency, RetryBackoff: time.Duration(m.RetryBackoff),
+		}
+		for _, in := range m.Inputs {
+			cfg.Inputs = append(cfg.Inputs, kserve.Input{Tensor: in.Tensor, Fields: in.Fields, Datatype: in.Datatype})
+		}
+		for _, o := range m.Outputs {
+			cfg.Outputs = append(cfg.Outputs, kserve.Output{Tensor: o.Tensor, Field: o.Field, Reduce: o.Reduce})
+		}
+		if m.Binary != nil {
+			cfg.Binary = *m.Binary
+		}
+		if m.Retries != nil {
+			cfg.Retries = *m.Retries
+		}
+		if m.Breaker != nil {
+			cfg.BreakerFailures, cfg.BreakerCooldown = m.Breaker.Failures, time.Duration(m.Breaker.Cooldown)
+		}
+		if a := m.Auth; a != nil {
+			cfg.TokenEnv, cfg.TokenFile, cfg.CAFile = a.TokenEnv, a.TokenFile, a.CAFile
+		}
+		var opts []kserve.Option
+		if deps.Log != nil {
+			opts = append(opts, kserve.WithLogger(deps.Log))
+		}
+		return kserve.New(cfg, opts...)
+	default:
+		return deps.Models.New(m.Builtin, m.Options)
+	}
 }
 
 // Describe is a one-line description of a step for logs.

@@ -445,7 +445,7 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 
 	// learn
 	s.mu.Lock()
-	s.policy.Observe(pick, trace.Verdict == schemas.VerdictPass, float64(latency.Microseconds())/1000)
+	s.policy.Observe(pick, trace.Verdict == schemas.VerdictPass, slot.Cost(latency))
 	s.mu.Unlock()
 
 	// route

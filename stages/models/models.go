@@ -17,6 +17,13 @@ type Model interface {
 	Predict(ctx context.Context, in []Record) ([]Record, error)
 }
 
+// Pricer is implemented by models that cost a fixed price per call (a paid
+// API, a served model with a configured price) rather than their latency.
+// The stage's bandit then learns from the price, in milliseconds' units.
+type Pricer interface {
+	PriceMS() (price float64, ok bool)
+}
+
 // Func adapts an ordinary function to the Model interface.
 type Func func(ctx context.Context, in []Record) ([]Record, error)
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,10 +22,14 @@ const (
 	DefaultPolicy          = "flexiflow"
 )
 
-// Model kinds a workflow may name.
-const KindBuiltin = "builtin"
+// Model kinds a workflow may name: builtin (in-process Go models) and
+// kserve-v2 (a model behind any Open Inference Protocol server).
+const (
+	KindBuiltin = "builtin"
+	KindKServe  = "kserve-v2"
+)
 
-var knownKinds = []string{KindBuiltin}
+var knownKinds = []string{KindBuiltin, KindKServe}
 
 // Workflow is a parsed, defaulted and checked workflow file.
 type Workflow struct {
@@ -70,10 +75,56 @@ type StepTopics struct {
 // Model is one alternative model of a step.
 type Model struct {
 	Name    string         `yaml:"name"`
-	Kind    string         `yaml:"kind"`    // builtin
+	Kind    string         `yaml:"kind"`    // builtin (default) or kserve-v2
 	Builtin string         `yaml:"builtin"` // registered name for kind builtin; defaults to Name
 	Options map[string]any `yaml:"options"`
 	Timeout Duration       `yaml:"timeout"`
+	// PriceMS, when set, is the model's cost per call for the bandit (in
+	// the unit of measured latency, ms) instead of its measured latency.
+	PriceMS *float64 `yaml:"price_ms"`
+
+	// Kind kserve-v2: a model behind an Open Inference Protocol server.
+	URL            string         `yaml:"url"`      // http(s)://host:port for rest; host:port, grpc:// or grpcs:// for grpc
+	Protocol       string         `yaml:"protocol"` // rest (default) or grpc
+	Served         string         `yaml:"model"`    // the model's name on the server
+	Version        string         `yaml:"version"`  // optional
+	Inputs         []TensorInput  `yaml:"inputs"`
+	Outputs        []TensorOutput `yaml:"outputs"`
+	Carry          []string       `yaml:"carry"`  // input fields copied unchanged to the output
+	Binary         *bool          `yaml:"binary"` // raw binary tensors where the protocol allows (gRPC; default true)
+	MaxConcurrency int            `yaml:"max_concurrency"`
+	Retries        *int           `yaml:"retries"`       // transport errors only; default 2
+	RetryBackoff   Duration       `yaml:"retry_backoff"` // first backoff, doubling; default 50ms
+	Breaker        *Breaker       `yaml:"breaker"`
+	Auth           *ServerAuth    `yaml:"auth"`
+}
+
+// TensorInput maps record fields to one input tensor of a served model.
+type TensorInput struct {
+	Tensor   string   `yaml:"tensor"`
+	Fields   []string `yaml:"fields"`
+	Datatype string   `yaml:"datatype"` // FP64 (default), FP32, INT32, INT64
+}
+
+// TensorOutput maps one output tensor of a served model to a field.
+type TensorOutput struct {
+	Tensor string `yaml:"tensor"`
+	Field  string `yaml:"field"`
+	Reduce string `yaml:"reduce"` // "" (one value per record), max, argmax or row
+}
+
+// Breaker tunes a served model's circuit breaker.
+type Breaker struct {
+	Failures int      `yaml:"failures"` // consecutive failed calls that open it (default 5; -1 disables)
+	Cooldown Duration `yaml:"cooldown"` // how long it stays open (default 10s)
+}
+
+// ServerAuth names where a served model's credentials are: only the
+// environment or files, never the workflow file itself.
+type ServerAuth struct {
+	TokenEnv  string `yaml:"token_env"`
+	TokenFile string `yaml:"token_file"`
+	CAFile    string `yaml:"ca_file"`
 }
 
 // Policy selects and tunes a step's bandit.
@@ -284,11 +335,125 @@ func (w *Workflow) checkModels(s *Step, path []any, bad func([]any, string, ...a
 		if m.Kind == KindBuiltin && m.Builtin == "" {
 			m.Builtin = m.Name
 		}
+		switch m.Kind {
+		case KindBuiltin:
+			w.checkBuiltinOnly(m, mp, bad)
+		case KindKServe:
+			w.checkServed(m, mp, bad)
+		}
+		if m.PriceMS != nil && *m.PriceMS < 0 {
+			bad(append(mp, "price_ms"), "price_ms must not be negative, got %g", *m.PriceMS)
+		}
 		if m.Timeout == 0 {
 			m.Timeout = Duration(DefaultTimeout)
 		} else if m.Timeout < 0 {
 			bad(append(mp, "timeout"), "timeout must be positive")
 		}
+	}
+}
+
+// checkBuiltinOnly rejects served-model fields on a builtin model, which
+// would otherwise be silently ignored.
+func (w *Workflow) checkBuiltinOnly(m *Model, mp []any, bad func([]any, string, ...any)) {
+	set := map[string]bool{"url": m.URL != "", "protocol": m.Protocol != "", "model": m.Served != "", "version": m.Version != "",
+		"inputs": m.Inputs != nil, "outputs": m.Outputs != nil, "carry": m.Carry != nil, "binary": m.Binary != nil,
+		"max_concurrency": m.MaxConcurrency != 0, "retries": m.Retries != nil, "retry_backoff": m.RetryBackoff != 0,
+		"breaker": m.Breaker != nil, "auth": m.Auth != nil}
+	for _, f := range []string{"url", "protocol", "model", "version", "inputs", "outputs", "carry", "binary", "max_concurrency", "retries", "retry_backoff", "breaker", "auth"} {
+		if set[f] {
+			bad(append(mp, f), "model %q: %s is for served models; add `kind: %s` or remove it", m.Name, f, KindKServe)
+		}
+	}
+}
+
+var (
+	tensorDatatypes = []string{"FP64", "FP32", "INT32", "INT64"}
+	tensorReduces   = []string{"max", "argmax", "row"}
+)
+
+// checkServed checks a kserve-v2 model's fields and fills defaults.
+func (w *Workflow) checkServed(m *Model, mp []any, bad func([]any, string, ...any)) {
+	at := func(p ...any) []any { return append(append([]any{}, mp...), p...) }
+	if m.Builtin != "" || m.Options != nil {
+		bad(at("builtin"), "model %q: builtin and options are for kind builtin; a %s model names its server with url and model", m.Name, KindKServe)
+	}
+	if m.Protocol == "" {
+		m.Protocol = "rest"
+	}
+	switch m.Protocol {
+	case "rest":
+		if !strings.HasPrefix(m.URL, "http://") && !strings.HasPrefix(m.URL, "https://") {
+			bad(at("url"), "model %q: url %q must be the server's REST address, like http://127.0.0.1:8080", m.Name, m.URL)
+		}
+	case "grpc":
+		u := strings.TrimPrefix(strings.TrimPrefix(m.URL, "grpcs://"), "grpc://")
+		if u == "" || strings.Contains(u, "/") || !strings.Contains(u, ":") {
+			bad(at("url"), "model %q: url %q must be the server's gRPC address, like 127.0.0.1:8081, grpc://host:8081 or grpcs://host:443", m.Name, m.URL)
+		}
+	default:
+		bad(at("protocol"), "model %q: protocol %q is not known; use rest or grpc", m.Name, m.Protocol)
+	}
+	if m.Served == "" {
+		bad(at("url"), "model %q: `model:` is missing: name the model as the server knows it", m.Name)
+	}
+	if len(m.Inputs) == 0 {
+		bad(at("inputs"), "model %q: inputs is empty; map record fields to a tensor, e.g. inputs: [{tensor: input-0, fields: [pixels]}]", m.Name)
+	}
+	for k, in := range m.Inputs {
+		if in.Tensor == "" {
+			bad(at("inputs", k), "model %q: input %d has no tensor name", m.Name, k)
+		}
+		if len(in.Fields) == 0 {
+			bad(at("inputs", k), "model %q: input tensor %q lists no fields", m.Name, in.Tensor)
+		}
+		if in.Datatype == "" {
+			m.Inputs[k].Datatype = "FP64"
+		} else if m.Inputs[k].Datatype = strings.ToUpper(in.Datatype); !slices.Contains(tensorDatatypes, m.Inputs[k].Datatype) {
+			bad(at("inputs", k, "datatype"), "model %q: input datatype %q is not supported; use one of %s", m.Name, in.Datatype, strings.Join(tensorDatatypes, ", "))
+		}
+	}
+	if len(m.Outputs) == 0 {
+		bad(at("outputs"), "model %q: outputs is empty; map output tensors to fields, e.g. outputs: [{tensor: predict, field: predicted}]", m.Name)
+	}
+	for k, o := range m.Outputs {
+		if o.Tensor == "" || o.Field == "" {
+			bad(at("outputs", k), "model %q: output %d needs both tensor and field", m.Name, k)
+		}
+		if o.Reduce != "" && !slices.Contains(tensorReduces, o.Reduce) {
+			bad(at("outputs", k, "reduce"), "model %q: reduce %q is not known; use max, argmax or row, or leave it out for one value per record", m.Name, o.Reduce)
+		}
+	}
+	if m.Binary == nil {
+		t := true
+		m.Binary = &t
+	}
+	if m.MaxConcurrency < 0 {
+		bad(at("max_concurrency"), "model %q: max_concurrency must not be negative (0 means no cap)", m.Name)
+	}
+	if m.Retries == nil {
+		r := 2
+		m.Retries = &r
+	} else if *m.Retries < 0 {
+		bad(at("retries"), "model %q: retries must not be negative", m.Name)
+	}
+	if m.RetryBackoff < 0 {
+		bad(at("retry_backoff"), "model %q: retry_backoff must be positive", m.Name)
+	}
+	if m.Breaker == nil {
+		m.Breaker = &Breaker{}
+	}
+	if m.Breaker.Failures == 0 {
+		m.Breaker.Failures = 5
+	} else if m.Breaker.Failures < -1 {
+		bad(at("breaker", "failures"), "model %q: breaker failures must be positive, or -1 to disable the breaker", m.Name)
+	}
+	if m.Breaker.Cooldown == 0 {
+		m.Breaker.Cooldown = Duration(10 * time.Second)
+	} else if m.Breaker.Cooldown < 0 {
+		bad(at("breaker", "cooldown"), "model %q: breaker cooldown must be positive", m.Name)
+	}
+	if a := m.Auth; a != nil && a.TokenEnv != "" && a.TokenFile != "" {
+		bad(at("auth"), "model %q: give token_env or token_file, not both", m.Name)
 	}
 }
 
