@@ -19,18 +19,34 @@ import (
 // ClickHouse engine (chDB): FLEXIFLOW_SINK_ROWS traces (default 20000)
 // shaped like the demo's (two features with percentiles, three estimates,
 // two assertions) are written to the embedded broker first, then one sink
-// moves them into a migrated chDB in batches of 5000. It reports the
-// sink's rate (Kafka read, decode, convert, insert, commit) and, for
-// comparison, the engine's alone (the same rows inserted directly).
+// moves them into a migrated chDB in batches of 5000, once through the
+// JSONEachRow test bridge and once through clickhouse-go/v2 (Native blocks
+// over HTTP). It reports the sink's rate (Kafka read, decode, convert,
+// insert, commit) and, for comparison, the inserter's alone on the same rows.
 func TestSinkThroughputIntoChDB(t *testing.T) {
-	ch := startChDB(t)
-	ctx := context.Background()
-	if _, err := Migrate(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
 	n := 20000
 	if s := os.Getenv("FLEXIFLOW_SINK_ROWS"); s != "" {
 		n, _ = strconv.Atoi(s)
+	}
+	t.Run("JSONEachRow bridge", func(t *testing.T) {
+		ch := startChDB(t)
+		measureSink(t, ch, ch, n)
+	})
+	t.Run("clickhouse-go/v2 over HTTP", func(t *testing.T) {
+		dsn := startChDBHTTP(t)
+		nat, err := OpenNative(context.Background(), dsn("flexiflow"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nat.Close()
+		measureSink(t, nat, nat, n)
+	})
+}
+
+func measureSink(t *testing.T, e Engine, ins Inserter, n int) {
+	ctx := context.Background()
+	if _, err := Migrate(ctx, e); err != nil {
+		t.Fatal(err)
 	}
 	cfg := streamtest.Backends(t)[0].Start(t)
 	wf := streamtest.Unique("throughput")
@@ -38,7 +54,7 @@ func TestSinkThroughputIntoChDB(t *testing.T) {
 	traces := demoShapedTraces(wf, n)
 	writeTraces(t, cfg, topic, traces)
 
-	s, err := NewSink(cfg, ch, SinkOptions{Topic: topic, BatchRows: 5000, FlushInterval: time.Second})
+	s, err := NewSink(cfg, ins, SinkOptions{Topic: topic, BatchRows: 5000, FlushInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,13 +82,13 @@ func TestSinkThroughputIntoChDB(t *testing.T) {
 	}
 	start = time.Now()
 	for i := 0; i < len(rows); i += 5000 {
-		if err := ch.Insert(ctx, rows[i:min(i+5000, len(rows))]); err != nil {
+		if err := ins.Insert(ctx, rows[i:min(i+5000, len(rows))]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	direct := time.Since(start)
-	t.Logf("engine alone: %d rows inserted directly in %s: %.0f rows/s", n, direct.Round(time.Millisecond), float64(n)/direct.Seconds())
-	res, err := ch.Query(ctx, "SELECT count() AS n FROM traces FINAL WHERE workflow = {w:String}", map[string]string{"w": wf})
+	t.Logf("inserter alone: %d rows inserted directly in %s: %.0f rows/s", n, direct.Round(time.Millisecond), float64(n)/direct.Seconds())
+	res, err := e.Query(ctx, "SELECT count() AS n FROM traces FINAL WHERE workflow = {w:String}", map[string]string{"w": wf})
 	if err != nil {
 		t.Fatal(err)
 	}
