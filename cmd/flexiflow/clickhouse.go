@@ -227,8 +227,9 @@ type backgroundSink struct {
 	close  func()
 	once   sync.Once
 	err    error
-	// For messages: the server (no password) and the workflow.
-	where, workflow string
+	// For messages: the server (no password), the workflow and drift
+	// windows that suit it.
+	where, workflow, windows string
 }
 
 func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, migrate bool, wait time.Duration, log *zap.Logger) (*backgroundSink, string, error) {
@@ -489,7 +490,9 @@ func startDemoSink(ctx context.Context, g *globals, o *demo.Options, dsn string,
 		stop()
 		return nil, noop, err
 	}
+	third := max(o.Batches, 3) / 3
 	bs.where, bs.workflow = where, wf.Name
+	bs.windows = fmt.Sprintf("--reference batches:0-%d --recent batches:%d-", third, 2*third)
 	fmt.Fprintf(out, "traces of %s also go to ClickHouse at %s\n", wf.Name, where)
 	return bs, stop, nil
 }
@@ -504,7 +507,7 @@ func startRunSink(ctx context.Context, g *globals, l *loaded, dsn string, log *z
 	if err != nil {
 		return nil, err
 	}
-	bs.where, bs.workflow = where, l.wf.Name
+	bs.where, bs.workflow, bs.windows = where, l.wf.Name, "--reference -2h/-1h --recent -1h/now"
 	log.Info("traces also go to ClickHouse", zap.String("clickhouse", where))
 	return bs, nil
 }
@@ -519,11 +522,11 @@ func (b *backgroundSink) finish(ctx context.Context, out io.Writer, limit time.D
 	if err != nil {
 		return fmt.Errorf("clickhouse sink: %w", err)
 	}
-	fmt.Fprintf(out, "\nClickHouse at %s: %d traces inserted in %d batches", b.where, st.Inserted, st.Flushes)
+	fmt.Fprintf(out, "\nClickHouse at %s: %d traces inserted (%d inserts)", b.where, st.Inserted, st.Flushes)
 	if st.Pending > 0 || st.Paused {
 		fmt.Fprintf(out, " (%d not inserted: ClickHouse did not accept them in time)", st.Pending)
 	}
-	fmt.Fprintf(out, "; ask it:\n  flexiflow switches --workflow %s --clickhouse DSN\n  flexiflow drift --workflow %s --step STEP --reference batches:0-400 --recent batches:800- --clickhouse DSN\n",
-		b.workflow, b.workflow)
+	fmt.Fprintf(out, "; ask it:\n  flexiflow switches --workflow %s --clickhouse DSN\n  flexiflow drift --workflow %s --step STEP %s --clickhouse DSN\n",
+		b.workflow, b.workflow, b.windows)
 	return nil
 }
