@@ -122,3 +122,26 @@ func BenchmarkHotProcess(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHotRoute is routing alone: building the routed record (here a
+// retry, which re-encodes the batch) and encoding its trace.
+func BenchmarkHotRoute(b *testing.B) {
+	f := newHotFixture(b)
+	s, err := NewStage(f.step, stream.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &kgo.Record{Topic: "hot.noop.in", Key: []byte("b1"), Value: f.value}
+	batch := *f.batch
+	batch.Step, batch.Attempt, batch.Tried = "noop", 1, []string{"noop"}
+	trace := &schemas.Trace{AttemptID: "b1/noop/1", BatchID: "b1", Workflow: "hot", Step: "noop", Model: "noop",
+		Attempt: 1, Records: 100, Verdict: schemas.VerdictFail, Outcome: schemas.OutcomeRetry, Error: "has-id failed"}
+	b.ReportAllocs()
+	for b.Loop() {
+		out := s.emit(rec, &batch, trace, nil)
+		if len(out) != 2 || out[0].Topic != f.step.Spec.Topics.Retry || out[1] == nil {
+			b.Fatalf("emit: %+v", out)
+		}
+		s.recycle(out[0])
+	}
+}

@@ -52,7 +52,9 @@ Examples:
 			if err != nil {
 				return err
 			}
-			o.Kafka = stream.Config{Brokers: splitBrokers(brokers), Log: log, ConnectTimeout: g.connectTimeout}
+			if o.Kafka, err = g.kafkaConfig(brokers, log); err != nil {
+				return err
+			}
 			if len(o.Kafka.Brokers) == 0 {
 				b, err := stream.StartEmbedded("127.0.0.1:0", o.Partitions)
 				if err != nil {

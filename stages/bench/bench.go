@@ -79,6 +79,9 @@ type Report struct {
 	Variants    []Variant `json:"variants"`
 	// Ratio is stage-noop's batches per second over raw's.
 	Ratio float64 `json:"ratio"`
+	// AddedP99Ms is stage-noop's p99 latency minus raw's, both paced at
+	// half of stage-noop's throughput: the latency the stage adds.
+	AddedP99Ms float64 `json:"added_p99_ms"`
 }
 
 // Run measures every variant in turn.
@@ -101,37 +104,59 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		w := o
 		w.Batches = o.Warmup
 		o.Progress(fmt.Sprintf("warm-up: %d batches through the raw loop", o.Warmup))
-		if _, err := runVariant(ctx, w, "raw"); err != nil {
+		if _, err := runVariant(ctx, w, "raw", 0, 0); err != nil {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 	}
+	// Throughput: every variant drains a backlog, round-robin.
 	rounds := map[string][]Variant{}
 	for r := 0; r < rep.Rounds; r++ {
 		for _, name := range o.Variants {
-			v, err := runVariant(ctx, o, name)
+			v, err := runVariant(ctx, o, name, 0, 0)
 			if err != nil {
 				return nil, fmt.Errorf("variant %s: %w", name, err)
 			}
-			o.Progress(fmt.Sprintf("%s (round %d/%d): %.0f batches/s, p99 %.1f ms", name, r+1, rep.Rounds, v.BatchesPerSecond, v.LatencyP99Ms))
+			o.Progress(fmt.Sprintf("%s (round %d/%d): %.0f batches/s", name, r+1, rep.Rounds, v.BatchesPerSecond))
 			rounds[name] = append(rounds[name], *v)
 		}
 	}
+	medians := map[string]Variant{}
 	for _, name := range o.Variants {
 		vs := rounds[name]
 		slices.SortFunc(vs, func(a, b Variant) int { return cmp.Compare(a.BatchesPerSecond, b.BatchesPerSecond) })
-		rep.Variants = append(rep.Variants, vs[len(vs)/2])
+		medians[name] = vs[len(vs)/2]
 	}
-	var raw, noop float64
-	for _, v := range rep.Variants {
-		switch v.Name {
-		case "raw":
-			raw = v.BatchesPerSecond
-		case "stage-noop":
-			noop = v.BatchesPerSecond
+	// Latency: raw and stage-noop meet the same stream, paced at half of
+	// stage-noop's throughput, so their difference is what the stage adds;
+	// any other variant is paced at half of its own throughput.
+	lw := o
+	lw.Batches = min(o.Batches, 300) // a short backlog warms the consumers up
+	for _, name := range o.Variants {
+		rate := medians[name].BatchesPerSecond / 2
+		if noop, ok := medians["stage-noop"]; ok && (name == "raw" || name == "stage-noop") {
+			rate = noop.BatchesPerSecond / 2
 		}
+		lv, err := runVariant(ctx, lw, name, max(1, rate), o.Batches)
+		if err != nil {
+			return nil, fmt.Errorf("variant %s, latency: %w", name, err)
+		}
+		v := medians[name]
+		v.PacedBatchesPerS, v.LatencyP50Ms, v.LatencyP99Ms = lv.PacedBatchesPerS, lv.LatencyP50Ms, lv.LatencyP99Ms
+		o.Progress(fmt.Sprintf("%s: p50 %.1f ms, p99 %.1f ms at %.0f batches/s", name, v.LatencyP50Ms, v.LatencyP99Ms, v.PacedBatchesPerS))
+		rep.Variants = append(rep.Variants, v)
 	}
-	if raw > 0 {
-		rep.Ratio = noop / raw
+	raw, okRaw := medians["raw"]
+	noop, okNoop := medians["stage-noop"]
+	if okRaw && okNoop && raw.BatchesPerSecond > 0 {
+		rep.Ratio = noop.BatchesPerSecond / raw.BatchesPerSecond
+		for _, v := range rep.Variants {
+			switch v.Name {
+			case "raw":
+				rep.AddedP99Ms -= v.LatencyP99Ms
+			case "stage-noop":
+				rep.AddedP99Ms += v.LatencyP99Ms
+			}
+		}
 	}
 	return rep, nil
 }
@@ -139,13 +164,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // setup is one variant's topics, input and consumer.
 type setup struct {
 	in, out string
+	dlq     string // stages: dead letters end a batch's journey too
 	topics  []string
 	make    func(i int) ([]byte, error) // encoded batch i
 	run     func(ctx context.Context, consumer int) error
 	txns    atomic.Int64 // transactions committed by the consumers
 }
 
-func runVariant(ctx context.Context, o Options, name string) (*Variant, error) {
+// runVariant drains a backlog of o.Batches through a fresh copy of variant
+// name and measures throughput; then, when rate > 0, meets a stream paced at
+// rate batches per second for about five seconds and measures latency.
+func runVariant(ctx context.Context, o Options, name string, rate float64, paceMax int) (*Variant, error) {
 	s, err := prepare(o, name)
 	if err != nil {
 		return nil, err
@@ -164,7 +193,11 @@ func runVariant(ctx context.Context, o Options, name string) (*Variant, error) {
 	if err := produce(ctx, cl, s, 0, o.Batches, nil); err != nil {
 		return nil, err
 	}
-	reader, err := newReader(o.Kafka, s.out)
+	final := []string{s.out}
+	if s.dlq != "" {
+		final = append(final, s.dlq)
+	}
+	reader, err := newReader(o.Kafka, final...)
 	if err != nil {
 		return nil, err
 	}
@@ -204,12 +237,23 @@ func runVariant(ctx context.Context, o Options, name string) (*Variant, error) {
 		v.BatchesPerTxn = float64(o.Batches) / float64(txns)
 	}
 
-	// Latency: a paced stream at half the measured rate.
-	paced := max(1, v.BatchesPerSecond/2)
-	n := int(math.Min(float64(o.Batches), paced*5)) // about five seconds
-	o.Progress(fmt.Sprintf("%s: %.0f batches/s; measuring latency at %.0f batches/s", name, v.BatchesPerSecond, paced))
+	if rate <= 0 {
+		return v, nil
+	}
+	// Latency: a paced stream through the warmed-up consumers.
+	paced := rate
+	n := min(paceMax, int(max(1, paced*5))) // about five seconds
+	o.Progress(fmt.Sprintf("%s: measuring latency at %.0f batches/s", name, paced))
 	sent := make([]time.Time, n)
 	reader.track(o.Batches, sent)
+	// Encode the paced batches up front: the paced producer only sends.
+	encoded := make([][]byte, n)
+	for i := range encoded {
+		if encoded[i], err = s.make(o.Batches + i); err != nil {
+			return nil, err
+		}
+	}
+	s.make = func(i int) ([]byte, error) { return encoded[i-o.Batches], nil }
 	if err := produce(ctx, cl, s, o.Batches, n, func(i int) {
 		next := start.Add(time.Duration(float64(i) / paced * float64(time.Second)))
 		if i == 0 {
@@ -399,7 +443,7 @@ func demoSetup(o Options, prefix string) (*setup, error) {
 func stageSetup(o Options, step *stages.Step, mk func(int) ([]byte, error)) *setup {
 	wf := step.Workflow
 	spec := step.Spec
-	s := &setup{in: spec.Topics.In, out: spec.Output, make: mk,
+	s := &setup{in: spec.Topics.In, out: spec.Output, dlq: spec.Topics.DLQ, make: mk,
 		topics: []string{spec.Topics.In, spec.Topics.Retry, spec.Topics.DLQ, spec.Output, wf.Topics.Traces, wf.Topics.State}}
 	s.run = func(ctx context.Context, c int) error {
 		st, err := stages.NewStage(step, o.Kafka, stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("bench-%d", c)))
@@ -485,4 +529,5 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "ratio (stage-noop / raw throughput): %.2f\n", r.Ratio)
+	fmt.Fprintf(w, "p99 latency the stage adds (stage-noop - raw, same paced stream): %+.1f ms\n", r.AddedP99Ms)
 }

@@ -13,28 +13,29 @@ import (
 	"github.com/flexiflow/flexiflow/stream"
 )
 
-// reader counts batches arriving on an output topic (read_committed) and
-// records the latency of the tracked ones.
+// reader counts batches arriving on a variant's final topics (its output
+// and, for stages, its dead-letter topic; read_committed) and records the
+// latency of the tracked ones.
 type reader struct {
-	cl    *kgo.Client
-	mu    sync.Mutex
-	seen  int
-	first int         // index of the first tracked batch
-	sent  []time.Time // send time of tracked batches
-	lat   []float64   // ms
-	done  chan struct{}
-	stop  context.CancelFunc
-	topic string
+	cl     *kgo.Client
+	mu     sync.Mutex
+	seen   int
+	first  int         // index of the first tracked batch
+	sent   []time.Time // send time of tracked batches
+	lat    []float64   // ms
+	done   chan struct{}
+	stop   context.CancelFunc
+	topics []string
 }
 
-func newReader(k stream.Config, topic string) (*reader, error) {
-	cl, err := kgo.NewClient(append(k.ClientOpts(), kgo.ConsumeTopics(topic),
+func newReader(k stream.Config, topics ...string) (*reader, error) {
+	cl, err := kgo.NewClient(append(k.ClientOpts(), kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &reader{cl: cl, done: make(chan struct{}), stop: cancel, topic: topic, first: -1}
+	r := &reader{cl: cl, done: make(chan struct{}), stop: cancel, topics: topics, first: -1}
 	go r.loop(ctx)
 	return r, nil
 }
@@ -93,7 +94,7 @@ func (r *reader) waitFor(ctx context.Context, n int, timeout time.Duration) erro
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return fmt.Errorf("only %d of %d batches reached %s within %s", r.seen, n, r.topic, timeout)
+	return fmt.Errorf("only %d of %d batches reached %s within %s", r.seen, n, strings.Join(r.topics, " or "), timeout)
 }
 
 func (r *reader) close() {
