@@ -82,15 +82,15 @@ func (g *grpcClient) Infer(ctx context.Context, id string, ins []*tensor, output
 	resp, err := g.client.ModelInfer(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("gRPC ModelInfer %s at %s: no answer in time: %w", g.model, g.target, ctx.Err())
 		}
 		st := status.Convert(err)
 		e := fmt.Errorf("gRPC ModelInfer %s at %s: %s: %s%s", g.model, g.target, st.Code(), st.Message(), grpcHint(st.Code()))
 		switch st.Code() {
 		case codes.Unavailable:
 			return nil, &transportError{retryable: true, err: e}
-		case codes.DeadlineExceeded, codes.Canceled:
-			return nil, context.DeadlineExceeded
+		case codes.DeadlineExceeded:
+			return nil, fmt.Errorf("%w: %w", e, context.DeadlineExceeded)
 		}
 		return nil, &transportError{grpcCode: st.Code(), err: e}
 	}

@@ -148,9 +148,9 @@ func TestAdapterFaults(t *testing.T) {
 		{"grpc server error", func() kserve.Config { return classifier("broken", "grpc", "digits-broken", true) },
 			5 * time.Second, []string{"fails every request"}},
 		{"rest slower than timeout", func() kserve.Config { return classifier("slow", "rest", "digits-slow", false) },
-			300 * time.Millisecond, []string{"deadline exceeded"}},
+			300 * time.Millisecond, []string{"POST http://127.0.0.1:18080/v2/models/digits-slow/infer: no answer in time: context deadline exceeded"}},
 		{"grpc slower than timeout", func() kserve.Config { return classifier("slow", "grpc", "digits-slow", true) },
-			300 * time.Millisecond, []string{"deadline exceeded"}},
+			300 * time.Millisecond, []string{"gRPC ModelInfer digits-slow at 127.0.0.1:18081: no answer in time: context deadline exceeded"}},
 		{"rest wrong output shape", func() kserve.Config {
 			c := classifier("shape", "rest", "digits-mlp", false)
 			c.Outputs = []kserve.Output{{Tensor: "predict_proba", Field: "predicted"}}

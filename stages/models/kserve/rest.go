@@ -96,7 +96,7 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor, output
 	resp, err := r.http.Do(hreq)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("POST %s: no answer in time: %w", r.infer, ctx.Err())
 		}
 		return nil, &transportError{retryable: true, err: fmt.Errorf("POST %s: server unreachable: %w", r.infer, unwrapURL(err))}
 	}
@@ -104,7 +104,7 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor, output
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("POST %s: the answer did not arrive in time: %w", r.infer, ctx.Err())
 		}
 		return nil, &transportError{retryable: true, err: fmt.Errorf("POST %s: reading the response: %w", r.infer, err)}
 	}

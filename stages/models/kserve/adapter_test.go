@@ -1,0 +1,163 @@
+package kserve_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/models/digits"
+	"github.com/flexiflow/flexiflow/stages/models/kserve"
+)
+
+// stub is a minimal Open Inference Protocol REST server: it answers
+// predict = 7 for every row, after failing the first `fail` requests with
+// status `code`, and records how many requests and how many at once.
+type stub struct {
+	fail, code     int32
+	delay          time.Duration
+	calls, running atomic.Int32
+	peak           atomic.Int32
+}
+
+func (s *stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := s.calls.Add(1)
+	cur := s.running.Add(1)
+	defer s.running.Add(-1)
+	for {
+		p := s.peak.Load()
+		if cur <= p || s.peak.CompareAndSwap(p, cur) {
+			break
+		}
+	}
+	time.Sleep(s.delay)
+	if n <= s.fail {
+		w.WriteHeader(int(s.code))
+		_, _ = w.Write([]byte(`{"error":"stub failure"}`))
+		return
+	}
+	var req struct {
+		Inputs []struct {
+			Shape []int64 `json:"shape"`
+		} `json:"inputs"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	rows := req.Inputs[0].Shape[0]
+	data := make([]int64, rows)
+	for i := range data {
+		data[i] = 7
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"model_name": "stub", "outputs": []any{
+		map[string]any{"name": "predict", "datatype": "INT64", "shape": []int64{rows, 1}, "data": data}}})
+}
+
+func stubModel(t *testing.T, s *stub, mod func(*kserve.Config)) *kserve.Model {
+	t.Helper()
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	cfg := kserve.Config{Name: "stub", URL: srv.URL, Model: "stub", Retries: 2, RetryBackoff: time.Millisecond,
+		Inputs:  []kserve.Input{{Tensor: "x", Fields: []string{"pixels"}}},
+		Outputs: []kserve.Output{{Tensor: "predict", Field: "predicted"}}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	m, err := kserve.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func oneImage() []models.Record {
+	return []models.Record{digits.ImageRecord("a", 1, make([]float64, 64))}
+}
+
+// TestRetriesTransportErrorsOnly: 503s are retried until an answer comes;
+// a 500 is an answer (the model failed) and is not retried.
+func TestRetriesTransportErrorsOnly(t *testing.T) {
+	cases := []struct {
+		name      string
+		fail      int32
+		code      int32
+		wantErr   string
+		wantCalls int32
+	}{
+		{"503 twice then an answer", 2, 503, "", 3},
+		{"503 beyond the retries", 5, 503, "503 Service Unavailable", 3},
+		{"500 is not retried", 1, 500, "500 Internal Server Error", 1},
+		{"400 is not retried", 1, 400, "400 Bad Request", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &stub{fail: tc.fail, code: tc.code}
+			m := stubModel(t, s, nil)
+			out, err := m.Predict(context.Background(), oneImage())
+			if tc.wantErr == "" {
+				if err != nil || out[0]["predicted"] != int64(7) {
+					t.Fatalf("got %v, %v", out, err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want it to say %q", err, tc.wantErr)
+			}
+			if got := s.calls.Load(); got != tc.wantCalls {
+				t.Errorf("%d requests, want %d", got, tc.wantCalls)
+			}
+		})
+	}
+}
+
+// TestMaxConcurrency: 12 concurrent batches through a model capped at 3
+// never have more than 3 requests at the server at once.
+func TestMaxConcurrency(t *testing.T) {
+	s := &stub{delay: 20 * time.Millisecond}
+	m := stubModel(t, s, func(c *kserve.Config) { c.MaxConcurrency = 3 })
+	done := make(chan error)
+	for i := 0; i < 12; i++ {
+		go func() { _, err := m.Predict(context.Background(), oneImage()); done <- err }()
+	}
+	for i := 0; i < 12; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := s.peak.Load(); p > 3 || p < 2 {
+		t.Errorf("peak concurrency at the server %d, want at most 3 (and the cap reached)", p)
+	}
+}
+
+// TestPrice: a configured price is reported for the bandit; without one
+// the model reports none and the stage uses measured latency.
+func TestPrice(t *testing.T) {
+	price := 12.5
+	m := stubModel(t, &stub{}, func(c *kserve.Config) { c.PriceMS = &price })
+	var p models.Pricer = m
+	if v, ok := p.PriceMS(); !ok || v != 12.5 {
+		t.Errorf("PriceMS() = %v, %v", v, ok)
+	}
+	if _, ok := stubModel(t, &stub{}, nil).PriceMS(); ok {
+		t.Error("a model without price_ms reports a price")
+	}
+}
+
+// TestMappingErrors: records that do not fit the input mapping are named.
+func TestMappingErrors(t *testing.T) {
+	m := stubModel(t, &stub{}, nil)
+	recs := []models.Record{digits.ImageRecord("a", 1, make([]float64, 64)), {"id": "b", "pixels": []any{1.0, 2.0}}}
+	_, err := m.Predict(context.Background(), recs)
+	if err == nil || !strings.Contains(err.Error(), `record 1 (id "b") gives 2 values but earlier records gave 64`) {
+		t.Fatalf("error %v", err)
+	}
+	_, err = m.Predict(context.Background(), []models.Record{{"id": "c"}})
+	if err == nil || !strings.Contains(err.Error(), `record 0 (id "c") has no field "pixels"`) {
+		t.Fatalf("error %v", err)
+	}
+}
