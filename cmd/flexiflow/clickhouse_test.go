@@ -154,6 +154,12 @@ func TestClickHouseCommands(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "its steps: ") {
 		t.Errorf("unknown step: %v %s", err, stderr)
 	}
+	u, _ := url.Parse(own)
+	u.User = url.UserPassword(u.User.Username(), "n0t-the-pw")
+	_, stderr, err = run(t, time.Minute, "switches", "--workflow", "digits", "--clickhouse", u.String())
+	if err == nil || !strings.Contains(stderr, "login refused") || strings.Contains(stderr, "n0t-the-pw") {
+		t.Errorf("wrong password: %v %s", err, stderr)
+	}
 	_, stderr, err = run(t, time.Minute, "switches", "--workflow", "nope", "--clickhouse", own)
 	if err == nil || !strings.Contains(stderr, "workflows with traces: digits") {
 		t.Errorf("unknown workflow: %v %s", err, stderr)

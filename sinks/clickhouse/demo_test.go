@@ -170,7 +170,7 @@ func demoRoundTrip(t *testing.T, cfg stream.Config, e Engine, ins Inserter, ran 
 	ran[QuerySwitches] = true
 	checkTrace(t, e, name, traces)
 	ran[QueryTrace] = true
-	checkViews(t, e, name, traces)
+	checkViews(t, e, name, traces, 2) // the replay inserted every row a second time
 }
 
 func checkSteps(t *testing.T, e Engine, wf string, traces []*schemas.Trace) {
@@ -468,8 +468,9 @@ func checkTrace(t *testing.T, e Engine, wf string, traces []*schemas.Trace) {
 }
 
 // checkViews compares the materialized views' per-minute aggregates with
-// Go's counts per step and model.
-func checkViews(t *testing.T, e Engine, wf string, traces []*schemas.Trace) {
+// Go's counts per step and model. copies is how many times every row was
+// inserted: distinct counts ignore it, sums of values scale with it.
+func checkViews(t *testing.T, e Engine, wf string, traces []*schemas.Trace, copies float64) {
 	t.Helper()
 	ctx := context.Background()
 	res, err := e.Query(ctx, `SELECT step, model, uniqExactMerge(attempts) AS attempts, uniqExactIfMerge(passes) AS passes,
@@ -516,15 +517,35 @@ func checkViews(t *testing.T, e Engine, wf string, traces []*schemas.Trace) {
 			t.Errorf("attempts_by_minute %s/%s: %+v, Go %+v", res.String(i, "step"), res.String(i, "model"), got, *w)
 		}
 	}
-	fres, err := e.Query(ctx, `SELECT step, feature, uniqExactMerge(batches) AS batches FROM features_by_minute
-	  WHERE workflow = {w:String} GROUP BY step, feature ORDER BY step, feature`, map[string]string{"w": wf})
+	fres, err := e.Query(ctx, `SELECT step, feature, uniqExactMerge(batches) AS batches, sum(value_count) AS values,
+	    avgWeightedMerge(mean) AS mean, avgWeightedMerge(variance) AS variance, min(min) AS lo, max(max) AS hi
+	  FROM features_by_minute WHERE workflow = {w:String} GROUP BY step, feature ORDER BY step, feature`, map[string]string{"w": wf})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(fres.Rows) == 0 {
+		t.Error("features_by_minute is empty")
+	}
 	for i := range fres.Rows {
-		step := fres.String(i, "step")
-		if n := len(firstAttempts(traces, step)); int(fres.Float(i, "batches")) != n {
-			t.Errorf("features_by_minute %s/%s: %v batches, Go %d", step, fres.String(i, "feature"), fres.Float(i, "batches"), n)
+		step, feature := fres.String(i, "step"), fres.String(i, "feature")
+		var values, sum, vsum float64
+		lo, hi := math.Inf(1), math.Inf(-1)
+		first := firstAttempts(traces, step)
+		for _, tr := range first {
+			for _, f := range tr.Features {
+				if f.Name == feature {
+					values += float64(f.Count)
+					sum += float64(f.Count) * f.Mean
+					vsum += float64(f.Count) * f.Variance
+					lo, hi = math.Min(lo, f.Min), math.Max(hi, f.Max)
+				}
+			}
+		}
+		if int(fres.Float(i, "batches")) != len(first) || fres.Float(i, "values") != copies*values ||
+			math.Abs(fres.Float(i, "mean")-sum/values) > tolStat || math.Abs(fres.Float(i, "variance")-vsum/values) > tolStat*math.Max(1, vsum/values) || fres.Float(i, "lo") != lo || fres.Float(i, "hi") != hi {
+			t.Errorf("features_by_minute %s/%s: %v batches, %v values, mean %v, range [%v, %v]; Go %d, %v, %v, [%v, %v]", step, feature,
+				fres.Float(i, "batches"), fres.Float(i, "values"), fres.Float(i, "mean"), fres.Float(i, "lo"), fres.Float(i, "hi"),
+				len(first), copies*values, sum/values, lo, hi)
 		}
 	}
 }

@@ -99,7 +99,9 @@ GROUP BY workflow, step, model, minute;
 -- Per workflow, step, model, minute and input feature: the summaries of the
 -- batches the step's models saw (first attempts only, so each batch counts
 -- once per step): values, their weighted mean, extremes, and the averaged
--- per-batch quantiles.
+-- per-batch quantiles. Weights are Float64: avgWeighted with an integer
+-- weight truncates fractional values. value_count may count a replayed
+-- row twice, like the record sums above; batches counts distinct ids.
 CREATE TABLE IF NOT EXISTS features_by_minute
 (
     workflow  LowCardinality(String),
@@ -109,8 +111,8 @@ CREATE TABLE IF NOT EXISTS features_by_minute
     feature   LowCardinality(String),
     batches   AggregateFunction(uniqExact, String),
     value_count SimpleAggregateFunction(sum, UInt64),
-    mean      AggregateFunction(avgWeighted, Float64, UInt64),
-    variance  AggregateFunction(avgWeighted, Float64, UInt64),
+    mean      AggregateFunction(avgWeighted, Float64, Float64),
+    variance  AggregateFunction(avgWeighted, Float64, Float64),
     min       SimpleAggregateFunction(min, Float64),
     max       SimpleAggregateFunction(max, Float64),
     quantiles AggregateFunction(avgForEach, Array(Float64))
@@ -129,8 +131,8 @@ SELECT
     feature,
     uniqExactState(batch_id) AS batches,
     sum(n) AS value_count,
-    avgWeightedState(m, n) AS mean,
-    avgWeightedState(v, n) AS variance,
+    avgWeightedState(m, toFloat64(n)) AS mean,
+    avgWeightedState(v, toFloat64(n)) AS variance,
     min(lo) AS min,
     max(hi) AS max,
     avgForEachState(q) AS quantiles
