@@ -189,8 +189,8 @@ func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, 
 		return nil, nil, fmt.Errorf("ClickHouse at %s: %w", n.Where, err)
 	}
 	if err := stream.EnsureTopics(ctx, kafka, wf.Partitions, wf.Topics.Traces); err != nil {
-		n.Close()
-		return nil, nil, err
+		// Not fatal: the topic may exist and the sink's user may not create topics.
+		log.Warn("could not make sure the traces topic exists; consuming it anyway", zap.String("topic", wf.Topics.Traces), zap.Error(err))
 	}
 	s, err := clickhouse.NewSink(kafka, n, clickhouse.SinkOptions{
 		Topic: wf.Topics.Traces, BatchRows: o.batchRows, FlushInterval: o.flush, Log: log.Named("sink"),
