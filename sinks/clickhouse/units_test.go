@@ -174,3 +174,26 @@ func TestResultFormats(t *testing.T) {
 		t.Error("xml should be refused")
 	}
 }
+
+// TestMigrationScriptRunsInChDB executes what `flexiflow migrate --print`
+// writes, statement by statement, in the ClickHouse engine: a user who
+// applies the script by hand gets the schema at the latest version.
+func TestMigrationScriptRunsInChDB(t *testing.T) {
+	ch := startChDB(t)
+	script, err := MigrationScript()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, s := range SplitStatements(script) {
+		if err := ch.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", firstLine(s), err)
+		}
+	}
+	if v, err := SchemaVersion(ctx, ch); err != nil || v != LatestVersion() {
+		t.Fatalf("schema version %d, %v; want %d", v, err, LatestVersion())
+	}
+	if err := CheckSchema(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+}
