@@ -24,6 +24,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 func newBenchThroughputCmd(g *globals) *cobra.Command {
 	o := bench.Options{}
 	var brokers, format, variants string
+	var scaling bool
 	cmd := &cobra.Command{
 		Use:   "throughput",
 		Short: "Measure a stage's throughput and latency against a raw Kafka loop",
@@ -34,15 +35,24 @@ func newBenchThroughputCmd(g *globals) *cobra.Command {
               trivial assertion: decode, rank, assert, encode, route, trace
   stage-demo  the demo workflow's first step with its real models
 
-Each drains a preloaded backlog (throughput, CPU seconds per 1,000 batches),
-then meets a stream paced at half that rate (end-to-end latency p50/p99 from
-produce to the output topic). ratio = stage-noop / raw throughput.
+Throughput: each variant drains a preloaded backlog, --rounds times
+round-robin after an untimed --warmup; the median round is reported with the
+CPU seconds per 1,000 batches and how many batches a transaction carried.
+ratio = stage-noop / raw throughput.
+
+Latency: raw and stage-noop then meet the same stream, paced at half of
+stage-noop's throughput (stage-demo at half of its own), and the end-to-end
+p50/p99 from produce to the output or dead-letter topic is reported; the
+p99 difference is the latency the stage adds.
+
 With no --brokers the embedded broker runs in this process, so its CPU is
-counted too.
+counted too and competes with the stage for the machine's cores.
 
 Examples:
   flexiflow bench throughput
-  flexiflow bench throughput --brokers 127.0.0.1:19092 --partitions 6 --consumers 2 --format json`,
+  flexiflow bench throughput --brokers 127.0.0.1:19092 --partitions 6 --consumers 2 --format json
+  flexiflow bench throughput --scaling --rounds 1 --batches 3000
+  flexiflow bench throughput --variants stage-noop --profile prof/   # then: go tool pprof bin/flexiflow prof/cpu-stage-noop.pprof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "table" && format != "json" {
@@ -70,6 +80,19 @@ Examples:
 			}
 			o.Log = log
 			o.Progress = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }
+			if scaling {
+				cells, err := bench.Scaling(cmd.Context(), o, []int{1, 3, 6}, []int{1, 2, 3})
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(cells)
+				}
+				bench.WriteScaling(cmd.OutOrStdout(), cells)
+				return nil
+			}
 			rep, err := bench.Run(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -94,6 +117,7 @@ Examples:
 	f.StringVar(&format, "format", "table", "table or json")
 	f.IntVar(&o.Rounds, "rounds", 3, "rounds per variant, round-robin; each variant's median round is reported")
 	f.IntVar(&o.Warmup, "warmup", 500, "batches through an untimed raw loop before measuring")
+	f.BoolVar(&scaling, "scaling", false, "instead: raw and stage-noop throughput for partitions 1, 3, 6 × consumers 1, 2, 3")
 	f.StringVar(&o.ProfileDir, "profile", "", "directory for per-variant CPU and allocation profiles (go tool pprof)")
 	return cmd
 }

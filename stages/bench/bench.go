@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -41,6 +42,8 @@ type Options struct {
 	// each variant's median round (by throughput): a broker that warms up
 	// or a noisy neighbour then biases no variant. Default 1.
 	Rounds int
+	// NoLatency skips the paced latency pass (scaling grids).
+	NoLatency bool
 	// Warmup batches go through an untimed raw loop first, so the first
 	// variant does not pay for a cold broker (JIT, page cache). Default 0.
 	Warmup   int
@@ -132,6 +135,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	lw := o
 	lw.Batches = min(o.Batches, 300) // a short backlog warms the consumers up
 	for _, name := range o.Variants {
+		if o.NoLatency {
+			rep.Variants = append(rep.Variants, medians[name])
+			continue
+		}
 		rate := medians[name].BatchesPerSecond / 2
 		if noop, ok := medians["stage-noop"]; ok && (name == "raw" || name == "stage-noop") {
 			rate = noop.BatchesPerSecond / 2
@@ -161,10 +168,51 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// Cell is one point of a scaling grid.
+type Cell struct {
+	Partitions int     `json:"partitions"`
+	Consumers  int     `json:"consumers"`
+	Raw        float64 `json:"raw_batches_per_second"`
+	Stage      float64 `json:"stage_noop_batches_per_second"`
+	Ratio      float64 `json:"ratio"`
+}
+
+// Scaling measures raw and stage-noop throughput for every combination of
+// partitions and consumers (latency is not measured).
+func Scaling(ctx context.Context, o Options, partitions, consumers []int) ([]Cell, error) {
+	var cells []Cell
+	for _, p := range partitions {
+		for _, c := range consumers {
+			q := o
+			q.Partitions, q.Consumers, q.NoLatency = p, c, true
+			q.Variants = []string{"raw", "stage-noop"}
+			rep, err := Run(ctx, q)
+			if err != nil {
+				return nil, fmt.Errorf("%d partitions, %d consumers: %w", p, c, err)
+			}
+			cell := Cell{Partitions: p, Consumers: c, Raw: rep.Variants[0].BatchesPerSecond, Stage: rep.Variants[1].BatchesPerSecond, Ratio: rep.Ratio}
+			o.Progress(fmt.Sprintf("P=%d C=%d: raw %.0f, stage-noop %.0f batches/s", p, c, cell.Raw, cell.Stage))
+			cells = append(cells, cell)
+		}
+	}
+	return cells, nil
+}
+
+// WriteScaling prints a scaling grid for people.
+func WriteScaling(w io.Writer, cells []Cell) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "partitions\tconsumers\traw batches/s\tstage-noop batches/s\tratio\t")
+	for _, c := range cells {
+		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%.2f\t\n", c.Partitions, c.Consumers, c.Raw, c.Stage, c.Ratio)
+	}
+	tw.Flush()
+}
+
 // setup is one variant's topics, input and consumer.
 type setup struct {
 	in, out string
 	dlq     string // stages: dead letters end a batch's journey too
+	group   string // the consumers' group
 	topics  []string
 	make    func(i int) ([]byte, error) // encoded batch i
 	run     func(ctx context.Context, consumer int) error
@@ -209,8 +257,7 @@ func runVariant(ctx context.Context, o Options, name string, rate float64, paceM
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	errs := make(chan error, o.Consumers)
-	cpu0 := cpuSeconds()
-	start := time.Now()
+	start, cpuStart := time.Now(), cpuSeconds()
 	for c := 0; c < o.Consumers; c++ {
 		wg.Add(1)
 		go func() {
@@ -221,20 +268,40 @@ func runVariant(ctx context.Context, o Options, name string, rate float64, paceM
 		}()
 	}
 	defer func() { stop(); wg.Wait() }()
+	// Throughput counts from the moment the group is stable with every
+	// consumer in it, so joins and rebalances (which cost the same whatever
+	// the consumers do) do not dilute what the variants differ in.
+	adm := kadm.NewClient(cl)
+	for {
+		if stable(ctx, adm, s.group, o.Consumers) {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			return nil, fmt.Errorf("group %s did not become stable with %d members within a minute", s.group, o.Consumers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t1, n1 := time.Now(), reader.count()
+	cpu0, txn0 := cpuSeconds(), s.txns.Load()
+	if n1 > o.Batches/2 { // a backlog this small is mostly gone already: count it all
+		o.Progress(fmt.Sprintf("%s: %d of %d batches were done before the group was stable; counting from the start (use more --batches)", name, n1, o.Batches))
+		t1, n1, cpu0, txn0 = start, 0, cpuStart, 0
+	}
 	if err := reader.waitFor(ctx, o.Batches, 10*time.Minute); err != nil {
 		return nil, err
 	}
-	elapsed := time.Since(start).Seconds()
+	elapsed := time.Since(t1).Seconds()
+	done := float64(o.Batches - n1)
 	cpu := cpuSeconds() - cpu0
-	txns := s.txns.Load()
+	txns := s.txns.Load() - txn0
 	if err := stopProfile(); err != nil {
 		return nil, err
 	}
 	v := &Variant{Name: name, Batches: o.Batches, Seconds: elapsed,
-		BatchesPerSecond: float64(o.Batches) / elapsed, CPUSecondsPer1000: cpu / float64(o.Batches) * 1000}
+		BatchesPerSecond: done / elapsed, CPUSecondsPer1000: cpu / done * 1000}
 	v.RecordsPerSecond = v.BatchesPerSecond * float64(o.BatchSize)
 	if txns > 0 {
-		v.BatchesPerTxn = float64(o.Batches) / float64(txns)
+		v.BatchesPerTxn = done / float64(txns)
 	}
 
 	if rate <= 0 {
@@ -347,7 +414,7 @@ func rawSetup(o Options, prefix string) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &setup{in: prefix + ".in", out: prefix + ".out", make: mk}
+	s := &setup{in: prefix + ".in", out: prefix + ".out", group: prefix, make: mk}
 	s.topics = []string{s.in, s.out}
 	s.run = func(ctx context.Context, c int) error {
 		sess, err := kgo.NewGroupTransactSession(append(o.Kafka.ClientOpts(),
@@ -443,7 +510,7 @@ func demoSetup(o Options, prefix string) (*setup, error) {
 func stageSetup(o Options, step *stages.Step, mk func(int) ([]byte, error)) *setup {
 	wf := step.Workflow
 	spec := step.Spec
-	s := &setup{in: spec.Topics.In, out: spec.Output, dlq: spec.Topics.DLQ, make: mk,
+	s := &setup{in: spec.Topics.In, out: spec.Output, dlq: spec.Topics.DLQ, group: spec.Group, make: mk,
 		topics: []string{spec.Topics.In, spec.Topics.Retry, spec.Topics.DLQ, spec.Output, wf.Topics.Traces, wf.Topics.State}}
 	s.run = func(ctx context.Context, c int) error {
 		st, err := stages.NewStage(step, o.Kafka, stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("bench-%d", c)))
@@ -499,6 +566,16 @@ func startProfile(dir, variant string) (func() error, error) {
 		defer h.Close()
 		return pprof.Lookup("allocs").WriteTo(h, 0)
 	}, nil
+}
+
+// stable reports whether group is Stable with members members.
+func stable(ctx context.Context, adm *kadm.Client, group string, members int) bool {
+	gs, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return false
+	}
+	g, ok := gs[group]
+	return ok && g.Err == nil && g.State == "Stable" && len(g.Members) == members
 }
 
 // cpuSeconds is this process's user and system CPU time so far.

@@ -76,6 +76,13 @@ func (r *reader) latencies() []float64 {
 	return append([]float64(nil), r.lat...)
 }
 
+// count is how many batches arrived so far.
+func (r *reader) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen
+}
+
 // waitFor waits until n batches arrived.
 func (r *reader) waitFor(ctx context.Context, n int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
