@@ -35,7 +35,14 @@ die() { echo "mlserver.sh: $*" >&2; exit 1; }
 
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
-ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$http_port/v2/health/ready" 2>/dev/null; }
+ready() {
+  local url="http://127.0.0.1:$http_port/v2/health/ready"
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null
+  else
+    "$python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" >/dev/null 2>&1
+  fi
+}
 
 install() {
   local stamp="$venv/.installed-$(sha1sum "$here/requirements.txt" | cut -c1-12)"
@@ -144,5 +151,5 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
