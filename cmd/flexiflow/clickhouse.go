@@ -337,7 +337,8 @@ func newSwitchesCmd(g *globals) *cobra.Command {
 with the best estimate at decision time). One row per period a model led,
 from the attempt where it took over: the batch, the previous leader, and for
 the period before and after the switch the attempts, first-try pass rate,
-pass rate over all attempts, and mean and median model latency in ms.
+pass rate over all attempts, mean model latency per attempt, and model time
+per batch (what serving a batch cost, retries included), in ms.
 
 --since is an RFC 3339 time (2026-11-23T10:00:00Z), now, or relative (-2h, -1d).
 

@@ -300,7 +300,7 @@ type period struct {
 	step, leader, batch                           string
 	start                                         int64
 	attempts, first, firstPass, passes, latencyUs int64
-	latencies                                     []int64
+	batches                                       map[string]bool
 }
 
 // goPeriods computes the switches query's periods from raw traces.
@@ -322,7 +322,7 @@ func goPeriods(traces []*schemas.Trace) map[string][]*period {
 		var cur *period
 		for _, tr := range ts {
 			if cur == nil || tr.Leader != cur.leader {
-				cur = &period{step: step, leader: tr.Leader, batch: tr.BatchID, start: tr.TsUs}
+				cur = &period{step: step, leader: tr.Leader, batch: tr.BatchID, start: tr.TsUs, batches: map[string]bool{}}
 				out[step] = append(out[step], cur)
 			}
 			if tr.Model == "" {
@@ -330,7 +330,7 @@ func goPeriods(traces []*schemas.Trace) map[string][]*period {
 			}
 			cur.attempts++
 			cur.latencyUs += tr.LatencyUs
-			cur.latencies = append(cur.latencies, tr.LatencyUs)
+			cur.batches[tr.BatchID] = true
 			if tr.Verdict == schemas.VerdictPass {
 				cur.passes++
 			}
@@ -376,6 +376,7 @@ func checkSwitches(t *testing.T, e Engine, wf string, traces []*schemas.Trace, r
 			check("first_try_pass_after", res.Float(i, "first_try_pass_after"), ratio(after.firstPass, after.first), tolStat)
 			check("pass_rate_after", res.Float(i, "pass_rate_after"), ratio(after.passes, after.attempts), tolStat)
 			check("latency_ms_after", res.Float(i, "latency_ms_after"), float64(after.latencyUs)/float64(after.attempts)/1000, tolLatency)
+			check("model_ms_per_batch_after", res.Float(i, "model_ms_per_batch_after"), float64(after.latencyUs)/float64(len(after.batches))/1000, tolLatency)
 			if k > 0 {
 				before := ps[k-1]
 				if res.String(i, "from_model") != before.leader {
@@ -384,6 +385,7 @@ func checkSwitches(t *testing.T, e Engine, wf string, traces []*schemas.Trace, r
 				check("attempts_before", res.Float(i, "attempts_before"), float64(before.attempts), 0)
 				check("first_try_pass_before", res.Float(i, "first_try_pass_before"), ratio(before.firstPass, before.first), tolStat)
 				check("pass_rate_before", res.Float(i, "pass_rate_before"), ratio(before.passes, before.attempts), tolStat)
+				check("model_ms_per_batch_before", res.Float(i, "model_ms_per_batch_before"), float64(before.latencyUs)/float64(len(before.batches))/1000, tolLatency)
 			} else if res.String(i, "from_model") != "" {
 				t.Errorf("switches %s: the first period should have no from_model, got %s", step, res.String(i, "from_model"))
 			}

@@ -7,8 +7,9 @@
 -- period of a step has from_model = '' and no "before" figures (NaN). For
 -- the period before and the period after each switch: attempts (model
 -- calls), first-try pass rate (share of the step's first attempts that
--- passed), pass rate over all attempts, and mean and median model latency
--- in milliseconds. Rows with at >= since are returned; periods are
+-- passed), pass rate over all attempts, mean model latency per attempt,
+-- and model time per batch the step worked on (what serving a batch cost,
+-- retries included), in milliseconds. Rows with at >= since are returned; periods are
 -- computed over the whole history so the "before" figures are complete.
 --
 -- Parameters: workflow, step ('' = every step), since.
@@ -53,7 +54,8 @@ WITH
             if(first_attempts = 0, nan, countIf(model != '' AND attempt = 1 AND verdict = 'pass') / first_attempts) AS first_try_pass_rate,
             if(attempts = 0, nan, countIf(model != '' AND verdict = 'pass') / attempts) AS pass_rate,
             if(attempts = 0, nan, avgIf(latency_us, model != '') / 1000) AS latency_ms,
-            if(attempts = 0, nan, quantileExactIf(0.5)(latency_us, model != '') / 1000) AS latency_p50_ms
+            uniqExactIf(batch_id, model != '') AS batches,
+            if(batches = 0, nan, sumIf(latency_us, model != '') / 1000 / batches) AS model_ms_per_batch
         FROM numbered
         GROUP BY step, period
     )
@@ -67,12 +69,12 @@ SELECT
     if(cur.period = 1, nan, prev.first_try_pass_rate) AS first_try_pass_before,
     if(cur.period = 1, nan, prev.pass_rate) AS pass_rate_before,
     if(cur.period = 1, nan, prev.latency_ms) AS latency_ms_before,
-    if(cur.period = 1, nan, prev.latency_p50_ms) AS latency_p50_ms_before,
+    if(cur.period = 1, nan, prev.model_ms_per_batch) AS model_ms_per_batch_before,
     cur.attempts AS attempts_after,
     cur.first_try_pass_rate AS first_try_pass_after,
     cur.pass_rate AS pass_rate_after,
     cur.latency_ms AS latency_ms_after,
-    cur.latency_p50_ms AS latency_p50_ms_after
+    cur.model_ms_per_batch AS model_ms_per_batch_after
 FROM periods AS cur
 LEFT JOIN periods AS prev ON prev.step = cur.step AND prev.period + 1 = cur.period
 WHERE cur.started >= {since:DateTime64(6, 'UTC')}
