@@ -5,9 +5,10 @@ BIN   := bin/flexiflow
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 KAFKA := deploy/kafka/kafka.sh
+MLSERVER := deploy/mlserver/mlserver.sh
 KAFKA_BROKERS ?= 127.0.0.1:19092
 
-.PHONY: build demo test vet fmt bench clean kafka-up kafka-down
+.PHONY: build demo test vet fmt bench clean kafka-up kafka-down mlserver-up mlserver-down image deploy-check
 
 build: ## build the one binary into bin/flexiflow
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flexiflow
@@ -27,6 +28,18 @@ kafka-up: ## start the real Apache Kafka broker tests use (idempotent)
 kafka-down:
 	@bash $(KAFKA) down
 
+mlserver-up: ## start the real model server the served-model tests use (idempotent)
+	@bash $(MLSERVER) up
+
+mlserver-down:
+	@bash $(MLSERVER) down
+
+image: ## build the container image (needs a Docker engine)
+	docker build -t flexiflow:$(VERSION) --build-arg VERSION=$(VERSION) .
+
+deploy-check: ## compose, Dockerfile and Kubernetes checks (no Docker or cluster needed)
+	$(GO) test -count=1 -run 'TestCompose|TestDockerfile|TestKubernetes|TestKustomize' ./deploy/
+
 # The test suite: vet, then every package's tests against real components:
 # the embedded broker always, and a real Apache Kafka broker (started here if
 # it is not running, and stopped again afterwards). Prints go test's package
@@ -35,6 +48,7 @@ test: vet
 	@mkdir -p .cache
 	@set -o pipefail; \
 	if bash $(KAFKA) status >/dev/null 2>&1; then started=; else bash $(KAFKA) up || exit 1; started=1; fi; \
+	if bash $(MLSERVER) status >/dev/null 2>&1; then mls_started=; else bash $(MLSERVER) up || [ "$$CI" != true ] || exit 1; mls_started=1; fi; \
 	FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1 | tee .cache/test.log \
 	  | grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- (FAIL|SKIP)|_test\.go:[0-9]+:' ; \
 	status=$${PIPESTATUS[0]}; \
@@ -42,6 +56,7 @@ test: vet
 	failed=$$(grep -cE '^\s*--- FAIL' .cache/test.log); \
 	skipped=$$(grep -cE '^\s*--- SKIP' .cache/test.log); \
 	if [ -n "$$started" ]; then bash $(KAFKA) down >/dev/null; fi; \
+	if [ -n "$$mls_started" ]; then bash $(MLSERVER) down >/dev/null; fi; \
 	echo "$$passed passed, $$failed failed, $$skipped skipped"; \
 	exit $$status
 

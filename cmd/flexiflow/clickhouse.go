@@ -126,7 +126,7 @@ Example:
 			if wfPath == "" {
 				return errors.New("--workflow is required: the workflow file whose traces to store")
 			}
-			l, err := compile(wfPath)
+			l, err := compile(wfPath, log)
 			if err != nil {
 				return err
 			}

@@ -26,8 +26,8 @@ type loaded struct {
 }
 
 // compile reads and compiles the workflow at path ("" means the demo's)
-// against the built-in models.
-func compile(path string) (*loaded, error) {
+// against the built-in models; log receives served models' events.
+func compile(path string, log *zap.Logger) (*loaded, error) {
 	var wf *workflow.Workflow
 	var err error
 	if path == "" {
@@ -38,7 +38,7 @@ func compile(path string) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := demo.Compile(wf)
+	c, err := demo.CompileWith(wf, log)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (l *loaded) connect(ctx context.Context, g *globals, brokers string, embedd
 
 // load compiles the workflow and connects.
 func load(ctx context.Context, g *globals, path, brokers string, embedded bool, log *zap.Logger) (*loaded, error) {
-	l, err := compile(path)
+	l, err := compile(path, log)
 	if err != nil {
 		return nil, err
 	}

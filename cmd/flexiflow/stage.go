@@ -34,7 +34,7 @@ Example:
 				return err
 			}
 			defer log.Sync()
-			l, err := compile(wfPath)
+			l, err := compile(wfPath, log)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
@@ -53,7 +54,11 @@ type Compiled struct {
 
 // Compile compiles wf against the built-in models and the embedded schemas
 // (plus the workflow's own).
-func Compile(wf *workflow.Workflow) (*Compiled, error) {
+func Compile(wf *workflow.Workflow) (*Compiled, error) { return CompileWith(wf, nil) }
+
+// CompileWith is Compile with a logger for served models' retry and
+// circuit-breaker events (nil discards them).
+func CompileWith(wf *workflow.Workflow, log *zap.Logger) (*Compiled, error) {
 	mreg, ds, err := Builtins()
 	if err != nil {
 		return nil, err
@@ -62,7 +67,7 @@ func Compile(wf *workflow.Workflow) (*Compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	steps, err := stages.Compile(wf, stages.Deps{Models: mreg, Schemas: sreg})
+	steps, err := stages.Compile(wf, stages.Deps{Models: mreg, Schemas: sreg, Log: log})
 	if err != nil {
 		return nil, err
 	}
