@@ -13,6 +13,14 @@ import (
 // ErrNotFound reports a workflow, step or batch with no traces.
 var ErrNotFound = errors.New("not found in the traces")
 
+// notFound is an ErrNotFound with its own message.
+type notFound string
+
+func (e notFound) Error() string        { return string(e) }
+func (e notFound) Is(target error) bool { return target == ErrNotFound }
+
+func notFoundf(format string, args ...any) error { return notFound(fmt.Sprintf(format, args...)) }
+
 // Run runs a shipped query by name with its parameters.
 func Run(ctx context.Context, e Engine, name string, params map[string]string) (*Result, error) {
 	sql, err := QuerySQL(name)
@@ -48,7 +56,7 @@ func CheckNames(ctx context.Context, e Engine, workflow, step string) error {
 		if len(names) > 0 {
 			have = strings.Join(names, ", ")
 		}
-		return fmt.Errorf("%w: no traces of workflow %q in ClickHouse; workflows with traces: %s", ErrNotFound, workflow, have)
+		return notFoundf("no traces of workflow %q in ClickHouse; workflows with traces: %s", workflow, have)
 	}
 	if step == "" {
 		return nil
@@ -58,7 +66,7 @@ func CheckNames(ctx context.Context, e Engine, workflow, step string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: workflow %q has no step %q in its traces; its steps: %s", ErrNotFound, workflow, step, strings.Join(steps[workflow], ", "))
+	return notFoundf("workflow %q has no step %q in its traces; its steps: %s", workflow, step, strings.Join(steps[workflow], ", "))
 }
 
 // DriftParams are the drift query's inputs.
@@ -83,8 +91,8 @@ func DriftQuery(ctx context.Context, e Engine, p DriftParams) (*Result, error) {
 		return nil, err
 	}
 	if len(res.Rows) == 0 {
-		return nil, fmt.Errorf("%w: no input feature of step %s has batches in both windows (reference %s = [%s, %s), recent %s = [%s, %s)); widen the windows, or list the step's time span with flexiflow switches",
-			ErrNotFound, p.Step, p.Reference.Text, timeParam(rf), timeParam(rt), p.Recent.Text, timeParam(qf), timeParam(qt))
+		return nil, notFoundf("no input feature of step %s has batches in both windows (reference %s = [%s, %s), recent %s = [%s, %s)); widen the windows, or see when the step ran with flexiflow switches",
+			p.Step, p.Reference.Text, timeParam(rf), timeParam(rt), p.Recent.Text, timeParam(qf), timeParam(qt))
 	}
 	return res, nil
 }
@@ -115,7 +123,7 @@ func TraceQuery(ctx context.Context, e Engine, workflow, batchID string) (*Resul
 		return nil, err
 	}
 	if len(res.Rows) == 0 {
-		return nil, fmt.Errorf("%w: no attempts of batch %q in workflow %s (batch ids are the flexiflow-batch-id header, e.g. b000042 in the demo)", ErrNotFound, batchID, workflow)
+		return nil, notFoundf("no attempts of batch %q in workflow %s (batch ids are the flexiflow-batch-id header, e.g. b000042 in the demo)", batchID, workflow)
 	}
 	return res, nil
 }

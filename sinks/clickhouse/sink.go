@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -131,7 +132,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			return nil
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			if err != context.DeadlineExceeded && err != context.Canceled {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				log.Warn("trace fetch error", zap.String("fetch_topic", t), zap.Int32("partition", p), zap.Error(err))
 			}
 		})

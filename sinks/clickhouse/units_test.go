@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -195,5 +196,12 @@ func TestMigrationScriptRunsInChDB(t *testing.T) {
 	}
 	if err := CheckSchema(ctx, ch); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestNotFoundIsErrNotFound(t *testing.T) {
+	err := notFoundf("workflow %q has no step %q", "w", "s")
+	if !errors.Is(err, ErrNotFound) || err.Error() != `workflow "w" has no step "s"` {
+		t.Errorf("%v", err)
 	}
 }
