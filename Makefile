@@ -6,9 +6,10 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 KAFKA := deploy/kafka/kafka.sh
 MLSERVER := deploy/mlserver/mlserver.sh
+CHDB := deploy/clickhouse/chdb.sh
 KAFKA_BROKERS ?= 127.0.0.1:19092
 
-.PHONY: build demo test vet fmt bench clean kafka-up kafka-down mlserver-up mlserver-down image deploy-check
+.PHONY: build demo test vet fmt bench clean kafka-up kafka-down mlserver-up mlserver-down chdb image deploy-check
 
 build: ## build the one binary into bin/flexiflow
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flexiflow
@@ -28,6 +29,9 @@ kafka-up: ## start the real Apache Kafka broker tests use (idempotent)
 kafka-down:
 	@bash $(KAFKA) down
 
+chdb: ## install chDB (the ClickHouse engine) for the trace-schema tests
+	@bash $(CHDB)
+
 mlserver-up: ## start the real model server the served-model tests use (idempotent)
 	@bash $(MLSERVER) up
 
@@ -41,15 +45,17 @@ deploy-check: ## compose, Dockerfile and Kubernetes checks (no Docker or cluster
 	$(GO) test -count=1 -run 'TestCompose|TestDockerfile|TestKubernetes|TestKustomize' ./deploy/
 
 # The test suite: vet, then every package's tests against real components:
-# the embedded broker always, and a real Apache Kafka broker (started here if
-# it is not running, and stopped again afterwards). Prints go test's package
-# lines, any failure in full, and a final "N passed, N failed, N skipped".
+# the embedded broker always, a real Apache Kafka broker and a real MLServer
+# (each started here if it is not running, and stopped again afterwards), and
+# the ClickHouse engine (chDB, installed into .cache once). Prints go test's
+# package lines, any failure in full, and a final "N passed, N failed, N skipped".
 test: vet
 	@mkdir -p .cache
+	@bash $(CHDB) || [ "$$CI" != true ] || exit 1
 	@set -o pipefail; \
 	if bash $(KAFKA) status >/dev/null 2>&1; then started=; else bash $(KAFKA) up || exit 1; started=1; fi; \
 	if bash $(MLSERVER) status >/dev/null 2>&1; then mls_started=; else bash $(MLSERVER) up || [ "$$CI" != true ] || exit 1; mls_started=1; fi; \
-	FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1 | tee .cache/test.log \
+	FLEXIFLOW_CHDB_PYTHON=$(CURDIR)/.cache/chdb/venv/bin/python FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1 | tee .cache/test.log \
 	  | grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- (FAIL|SKIP)|_test\.go:[0-9]+:' ; \
 	status=$${PIPESTATUS[0]}; \
 	passed=$$(grep -cE '^\s*--- PASS' .cache/test.log); \
