@@ -363,8 +363,11 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 		batch.Step, batch.Attempt, batch.Tried = spec.Name, 0, nil // first visit to this step
 	}
 
-	// rank
+	// rank (the attempt's time is taken under the lock, so traces ordered by
+	// time show decisions in the order the policy made them, even when a
+	// poll's batches are processed concurrently)
 	s.mu.Lock()
+	decided := s.now()
 	s.est = s.policy.Estimates(s.est)
 	changed, from := s.leader.Update(s.est)
 	leader := ""
@@ -397,7 +400,7 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 
 	trace := &schemas.Trace{
 		BatchID: batch.ID, Workflow: s.step.Workflow.Name, Step: spec.Name,
-		Attempt: batch.Attempt + 1, Tried: batch.Tried, TsUs: start.UnixMicro(),
+		Attempt: batch.Attempt + 1, Tried: batch.Tried, TsUs: decided.UnixMicro(),
 		Records: len(batch.Records), Leader: leader, Estimates: ests, Features: summarize(batch.Records),
 	}
 	trace.AttemptID = fmt.Sprintf("%s/%s/%d", batch.ID, spec.Name, trace.Attempt)
