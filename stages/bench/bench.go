@@ -50,8 +50,9 @@ type Options struct {
 	Log      *zap.Logger
 	Progress func(string)
 	// ProfileDir, when set, receives a CPU profile of each variant's
-	// backlog drain (cpu-<variant>.pprof) and a heap profile taken after it
-	// (allocs-<variant>.pprof), for `go tool pprof`.
+	// backlog drain in the last round (cpu-<variant>.pprof) and an
+	// allocation profile taken after it (allocs-<variant>.pprof), for
+	// `go tool pprof`.
 	ProfileDir string
 }
 
@@ -105,7 +106,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{Batches: o.Batches, BatchSize: o.BatchSize, RecordBytes: o.RecordBytes, Partitions: o.Partitions, Consumers: o.Consumers, Rounds: max(1, o.Rounds)}
 	if o.Warmup > 0 {
 		w := o
-		w.Batches = o.Warmup
+		w.Batches, w.ProfileDir = o.Warmup, ""
 		o.Progress(fmt.Sprintf("warm-up: %d batches through the raw loop", o.Warmup))
 		if _, err := runVariant(ctx, w, "raw", 0, 0); err != nil {
 			return nil, fmt.Errorf("warm-up: %w", err)
@@ -134,6 +135,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// any other variant is paced at half of its own throughput.
 	lw := o
 	lw.Batches = min(o.Batches, 300) // a short backlog warms the consumers up
+	lw.ProfileDir = ""               // profiles cover the throughput rounds (the last one)
 	for _, name := range o.Variants {
 		if o.NoLatency {
 			rep.Variants = append(rep.Variants, medians[name])
