@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,7 +17,7 @@ import (
 
 func newRunCmd(g *globals) *cobra.Command {
 	var brokers string
-	var replicas int
+	var replicas, workers int
 	var instance, metricsAddr, clickhouseDSN string
 	var createTopics bool
 	var every time.Duration
@@ -51,7 +52,7 @@ Examples:
 			metrics := stages.NewMetrics(reg)
 			pipe, err := pipeline.Start(cmd.Context(), l.steps, pipeline.Options{
 				Kafka: l.kafka, Replicas: replicas, CreateTopics: createTopics, Log: log, Instance: instance,
-				StageOptions: []stages.Option{stages.WithMetrics(metrics)},
+				StageOptions: []stages.Option{stages.WithMetrics(metrics), stages.WithWorkers(workers)},
 			})
 			if err != nil {
 				return err
@@ -80,6 +81,7 @@ Examples:
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
 	f.IntVar(&replicas, "replicas", 1, "consumers per step in this process")
+	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "batches of one poll each consumer processes at once (models must be safe for concurrent use; 1 for models that are not)")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count")
 	f.DurationVar(&every, "progress-every", 10*time.Second, "how often to log each stage's counters")
 	return cmd

@@ -12,7 +12,9 @@ type Record = map[string]any
 
 // Model answers one batch of records. Predict must return exactly one output
 // record per input record, in input order, or an error. It should honour ctx:
-// the stage cancels ctx when the model's timeout expires.
+// the stage cancels ctx when the model's timeout expires. A stage calls
+// Predict from several goroutines at once (one per batch it has in hand; see
+// stages.WithWorkers), so a model must be safe for concurrent use.
 type Model interface {
 	Predict(ctx context.Context, in []Record) ([]Record, error)
 }
