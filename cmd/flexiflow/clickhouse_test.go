@@ -1,20 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flexiflow/flexiflow/sinks/clickhouse"
+	"github.com/flexiflow/flexiflow/sinks/clickhouse/chdbtest"
 )
 
 // TestClickHouseBadInput checks the ClickHouse commands' mistakes: each
@@ -184,33 +183,7 @@ func clickhouseForCLI(t *testing.T) string {
 		u.Path = "/" + db
 		return u.String()
 	}
-	root, _ := filepath.Abs("../..")
-	py := os.Getenv("FLEXIFLOW_CHDB_PYTHON")
-	if py == "" {
-		py = filepath.Join(root, ".cache/chdb/venv/bin/python")
-	}
-	if _, err := os.Stat(py); err != nil {
-		msg := "neither FLEXIFLOW_CLICKHOUSE_DSN nor chDB (" + py + ") is available; run: bash deploy/clickhouse/chdb.sh"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	cmd := exec.Command(py, filepath.Join(root, "deploy/clickhouse/chdb_http.py"), t.TempDir(), "flexiflow", "flexiflow")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
-	if err != nil || !ok {
-		t.Fatalf("chDB HTTP bridge: %q %v", line, err)
-	}
+	addr := chdbtest.StartHTTP(t, "flexiflow", "flexiflow")
 	t.Logf("no FLEXIFLOW_CLICKHOUSE_DSN: running against chDB at %s over HTTP", addr)
 	return "http://flexiflow:flexiflow@" + addr + "/default"
 }

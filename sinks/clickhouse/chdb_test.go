@@ -9,16 +9,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// EnvChDBPython names the Python interpreter with chDB installed.
-const EnvChDBPython = "FLEXIFLOW_CHDB_PYTHON"
+	"github.com/flexiflow/flexiflow/sinks/clickhouse/chdbtest"
+)
 
 // chdbEngine is an Engine and Inserter on chDB, the ClickHouse engine in
 // process, driven through deploy/clickhouse/chdb_run.py: SQL and query
@@ -34,12 +32,8 @@ type chdbEngine struct {
 // under CI) when chDB is not installed.
 func startChDB(t testing.TB) *chdbEngine {
 	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	py := chdbPython(t, root)
-	cmd := exec.Command(py, filepath.Join(root, "deploy/clickhouse/chdb_run.py"), t.TempDir())
+	py := chdbtest.Python(t)
+	cmd := exec.Command(py, chdbtest.Script(t, "chdb_run.py"), t.TempDir())
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -58,23 +52,6 @@ func startChDB(t testing.TB) *chdbEngine {
 		t.Fatalf("chDB bridge does not answer: %v", err)
 	}
 	return e
-}
-
-// chdbPython finds the interpreter with chDB, or skips (fails under CI).
-func chdbPython(t testing.TB, root string) string {
-	t.Helper()
-	py := os.Getenv(EnvChDBPython)
-	if py == "" {
-		py = filepath.Join(root, ".cache/chdb/venv/bin/python")
-	}
-	if _, err := os.Stat(py); err != nil {
-		msg := fmt.Sprintf("chDB is not installed (no %s; set %s or run: bash deploy/clickhouse/chdb.sh)", py, EnvChDBPython)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " — under CI the chDB tests must run")
-		}
-		t.Skip(msg)
-	}
-	return py
 }
 
 type chdbAnswer struct {

@@ -1,17 +1,14 @@
 package clickhouse
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flexiflow/flexiflow/sinks/clickhouse/chdbtest"
 	"github.com/flexiflow/flexiflow/stream"
 	"github.com/flexiflow/flexiflow/stream/streamtest"
 )
@@ -21,26 +18,7 @@ import (
 // password (the bridge accepts user flexiflow, password flexiflow).
 func startChDBHTTP(t testing.TB) (dsnFor func(password string) string) {
 	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	py := chdbPython(t, root)
-	cmd := exec.Command(py, filepath.Join(root, "deploy/clickhouse/chdb_http.py"), t.TempDir(), "flexiflow", "flexiflow")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
-	if err != nil || !ok {
-		t.Fatalf("chDB HTTP bridge did not start: %q %v", line, err)
-	}
+	addr := chdbtest.StartHTTP(t, "flexiflow", "flexiflow")
 	return func(password string) string {
 		return fmt.Sprintf("http://flexiflow:%s@%s/default?dial_timeout=5s", password, addr)
 	}
