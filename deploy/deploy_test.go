@@ -188,7 +188,7 @@ func anyFlag(tree map[string]*command, name string) bool {
 var credentialsRE = regexp.MustCompile(`://[^\s/:@]+:([^\s@]+)@`)
 
 // secretEnv are the variables that carry secrets rather than set flags.
-var secretEnv = map[string]bool{"FLEXIFLOW_KAFKA_SASL_PASSWORD": true}
+var secretEnv = map[string]bool{"FLEXIFLOW_KAFKA_SASL_PASSWORD": true, "FLEXIFLOW_CLICKHOUSE_PASSWORD": true}
 
 func loadDemoWorkflow(t *testing.T) *workflow.Workflow {
 	t.Helper()

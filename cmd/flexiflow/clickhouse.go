@@ -64,7 +64,11 @@ Examples:
 				return err
 			}
 			defer log.Sync()
-			n, err := openClickHouse(cmd.Context(), dsn)
+			chOpts, err := g.clickhouseOptions()
+			if err != nil {
+				return err
+			}
+			n, err := openClickHouse(cmd.Context(), dsn, chOpts)
 			if err != nil {
 				return err
 			}
@@ -87,11 +91,11 @@ Examples:
 }
 
 // openClickHouse connects to the DSN and checks the schema version.
-func openClickHouse(ctx context.Context, dsn string) (*clickhouse.Native, error) {
+func openClickHouse(ctx context.Context, dsn string, opts []clickhouse.Option) (*clickhouse.Native, error) {
 	if dsn == "" {
 		return nil, errors.New("--clickhouse is required: give clickhouse://USER:PASSWORD@HOST:9000/DATABASE (or set FLEXIFLOW_CLICKHOUSE)")
 	}
-	return clickhouse.OpenNative(ctx, dsn)
+	return clickhouse.OpenNative(ctx, dsn, opts...)
 }
 
 func newSinkCmd(g *globals) *cobra.Command {
@@ -135,6 +139,9 @@ Example:
 			}
 			defer l.close()
 			reg := ops.NewRegistry()
+			if o.chOpts, err = g.clickhouseOptions(); err != nil {
+				return err
+			}
 			s, closeCH, err := startSink(cmd.Context(), l.wf, l.kafka, o, g.connectTimeout, reg, log)
 			if err != nil {
 				return err
@@ -163,7 +170,8 @@ type sinkFlags struct {
 	dsn       string
 	batchRows int
 	flush     time.Duration
-	where     string // the DSN without its password, once connected
+	where     string              // the DSN without its password, once connected
+	chOpts    []clickhouse.Option // from the global ClickHouse flags
 }
 
 func (o *sinkFlags) register(str func(*string, string, string, string), num func(*int, string, int, string), dur func(*time.Duration, string, time.Duration, string)) {
@@ -180,7 +188,7 @@ func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, 
 	if o.dsn == "" {
 		return nil, nil, errors.New("--clickhouse is required: give clickhouse://USER:PASSWORD@HOST:9000/DATABASE (or set FLEXIFLOW_CLICKHOUSE)")
 	}
-	n, err := clickhouse.DialNative(ctx, o.dsn, wait, log)
+	n, err := clickhouse.DialNative(ctx, o.dsn, wait, log, o.chOpts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -234,7 +242,7 @@ type backgroundSink struct {
 
 func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, migrate bool, wait time.Duration, log *zap.Logger) (*backgroundSink, string, error) {
 	if migrate {
-		n, err := openClickHouse(ctx, o.dsn)
+		n, err := openClickHouse(ctx, o.dsn, o.chOpts)
 		if err != nil {
 			return nil, "", err
 		}
@@ -319,7 +327,7 @@ Examples:
 			})
 		},
 	}
-	q.register(cmd)
+	q.register(cmd, g)
 	cmd.Flags().StringVar(&step, "step", "", "the step whose input to compare")
 	cmd.Flags().StringVar(&ref, "reference", "", "the reference window (see above)")
 	cmd.Flags().StringVar(&recent, "recent", "", "the window to compare with it")
@@ -359,7 +367,7 @@ Examples:
 			})
 		},
 	}
-	q.register(cmd)
+	q.register(cmd, g)
 	cmd.Flags().StringVar(&step, "step", "", "only this step (default: every step)")
 	cmd.Flags().StringVar(&since, "since", "", "only switches at or after this time")
 	return cmd
@@ -384,16 +392,18 @@ Example:
 			})
 		},
 	}
-	q.register(cmd)
+	q.register(cmd, g)
 	return cmd
 }
 
 // queryFlags are what every query command takes.
 type queryFlags struct {
 	dsn, workflow, format string
+	g                     *globals // the ClickHouse TLS and password settings
 }
 
-func (q *queryFlags) register(cmd *cobra.Command) {
+func (q *queryFlags) register(cmd *cobra.Command, g *globals) {
+	q.g = g
 	cmd.Flags().StringVar(&q.dsn, "clickhouse", "", dsnHelp)
 	cmd.Flags().StringVar(&q.workflow, "workflow", "", "the workflow's name, or its workflow file")
 	cmd.Flags().StringVar(&q.format, "format", "table", "output: table, json or csv")
@@ -412,7 +422,11 @@ func (q *queryFlags) run(cmd *cobra.Command, step string, query func(context.Con
 		return err
 	}
 	ctx := cmd.Context()
-	n, err := openClickHouse(ctx, q.dsn)
+	chOpts, err := q.g.clickhouseOptions()
+	if err != nil {
+		return err
+	}
+	n, err := openClickHouse(ctx, q.dsn, chOpts)
 	if err != nil {
 		return err
 	}
@@ -486,7 +500,12 @@ func startDemoSink(ctx context.Context, g *globals, o *demo.Options, dsn string,
 		stop()
 		return nil, noop, err
 	}
-	bs, where, err := runSinkInBackground(ctx, wf, kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second}, true, g.connectTimeout, log)
+	chOpts, err := g.clickhouseOptions()
+	if err != nil {
+		stop()
+		return nil, noop, err
+	}
+	bs, where, err := runSinkInBackground(ctx, wf, kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second, chOpts: chOpts}, true, g.connectTimeout, log)
 	if err != nil {
 		stop()
 		return nil, noop, err
@@ -504,7 +523,11 @@ func startRunSink(ctx context.Context, g *globals, l *loaded, dsn string, log *z
 	if dsn == "" {
 		return nil, nil
 	}
-	bs, where, err := runSinkInBackground(ctx, l.wf, l.kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second}, false, g.connectTimeout, log)
+	chOpts, err := g.clickhouseOptions()
+	if err != nil {
+		return nil, err
+	}
+	bs, where, err := runSinkInBackground(ctx, l.wf, l.kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second, chOpts: chOpts}, false, g.connectTimeout, log)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,6 +163,27 @@ func TestClickHouseCommands(t *testing.T) {
 	_, stderr, err = run(t, time.Minute, "switches", "--workflow", "nope", "--clickhouse", own)
 	if err == nil || !strings.Contains(stderr, "workflows with traces: digits") {
 		t.Errorf("unknown workflow: %v %s", err, stderr)
+	}
+
+	// The password can stay out of the DSN: from a file (a mounted secret)
+	// or the environment, the wrong one refused without being echoed.
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		real, _ := url.Parse(own)
+		password, _ := real.User.Password()
+		u.User = url.User(u.User.Username())
+		bare := u.String()
+		pwFile := filepath.Join(t.TempDir(), "clickhouse-password")
+		if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if stdout, stderr, err := run(t, time.Minute, "switches", "--workflow", "digits", "--clickhouse", bare, "--clickhouse-password-file", pwFile); err != nil || !strings.Contains(stdout, "classify") {
+			t.Errorf("password from a file: %v\n%s%s", err, stdout, stderr)
+		}
+		cmd := exec.Command(binary, "switches", "--workflow", "digits", "--clickhouse", bare)
+		cmd.Env = append(os.Environ(), "FLEXIFLOW_CLICKHOUSE_PASSWORD=n0t-the-pw")
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "login refused") || strings.Contains(string(out), "n0t-the-pw") {
+			t.Errorf("wrong password from the environment: %v %s", err, out)
+		}
 	}
 }
 

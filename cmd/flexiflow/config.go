@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
 
+	"github.com/flexiflow/flexiflow/sinks/clickhouse"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -49,6 +50,33 @@ type kafkaFlags struct {
 	saslPasswordFile   string
 }
 
+// clickhouseFlags are the ClickHouse connection settings beyond the DSN.
+type clickhouseFlags struct {
+	caFile       string
+	passwordFile string
+}
+
+// envClickHousePassword carries the ClickHouse password when no file does.
+const envClickHousePassword = envPrefix + "CLICKHOUSE_PASSWORD"
+
+// clickhouseOptions turns the ClickHouse flags into connection options:
+// the password comes from --clickhouse-password-file or the environment,
+// never from a flag's value.
+func (g *globals) clickhouseOptions() ([]clickhouse.Option, error) {
+	var opts []clickhouse.Option
+	if g.clickhouse.caFile != "" {
+		opts = append(opts, clickhouse.WithCAFile(g.clickhouse.caFile))
+	}
+	pass, err := secret(envClickHousePassword, g.clickhouse.passwordFile, "--clickhouse-password-file")
+	if err != nil {
+		return nil, err
+	}
+	if pass != "" {
+		opts = append(opts, clickhouse.WithPassword(string(pass)))
+	}
+	return opts, nil
+}
+
 // configure adds the settings every command shares (--config, Kafka TLS
 // and SASL), the environment and file layers, and the probe command.
 func configure(root *cobra.Command, g *globals) {
@@ -65,6 +93,9 @@ func configure(root *cobra.Command, g *globals) {
 	pf.StringVar(&k.saslMechanism, "kafka-sasl-mechanism", "", "authenticate to Kafka with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (password from "+envSASLPassword+" or --kafka-sasl-password-file)")
 	pf.StringVar(&k.saslUser, "kafka-sasl-user", "", "SASL user name")
 	pf.StringVar(&k.saslPasswordFile, "kafka-sasl-password-file", "", "file holding the SASL password (e.g. a mounted secret); trailing newline ignored")
+	c := &g.clickhouse
+	pf.StringVar(&c.caFile, "clickhouse-tls-ca", "", "PEM file of the CA that signed ClickHouse's certificate; connects over TLS (a public CA needs only ?secure=true in the DSN)")
+	pf.StringVar(&c.passwordFile, "clickhouse-password-file", "", "file holding the ClickHouse password (e.g. a mounted secret), so the DSN carries none; "+envClickHousePassword+" works too")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return applyLayers(cmd, root, configPath, os.LookupEnv)
 	}

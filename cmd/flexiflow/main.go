@@ -36,6 +36,7 @@ type globals struct {
 	logLevel       string
 	connectTimeout time.Duration
 	kafka          kafkaFlags // TLS and SASL (config.go)
+	clickhouse     clickhouseFlags
 }
 
 func newRoot() *cobra.Command {

@@ -2,10 +2,13 @@ package clickhouse
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"syscall"
@@ -54,13 +57,55 @@ func ParseDSN(dsn string) (*ch.Options, string, error) {
 	return opts, fmt.Sprintf("%s (database %s, user %s)", strings.Join(opts.Addr, ","), db, user), nil
 }
 
+// Option adjusts how OpenNative connects, beyond what the DSN says.
+type Option func(*ch.Options) error
+
+// WithCAFile connects over TLS, trusting the certificate authority in a PEM
+// file (a private CA); without it, ?secure=true in the DSN trusts the
+// system's authorities. Over the native protocol the option alone turns TLS
+// on; over HTTP give an https:// DSN.
+func WithCAFile(path string) Option {
+	return func(o *ch.Options) error {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("ClickHouse CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("ClickHouse CA file %s holds no PEM certificate", path)
+		}
+		if o.TLS == nil {
+			o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		o.TLS.RootCAs = pool
+		return nil
+	}
+}
+
+// WithPassword sets the password, overriding any in the DSN, so the DSN
+// can stay free of secrets (the password comes from a file or the
+// environment). An empty password changes nothing.
+func WithPassword(password string) Option {
+	return func(o *ch.Options) error {
+		if password != "" {
+			o.Auth.Password = password
+		}
+		return nil
+	}
+}
+
 // OpenNative connects to the server a DSN names and checks that it
 // answers, with clear messages for a wrong address, a refused login or an
 // unknown database. It does not check the schema (see CheckSchema).
-func OpenNative(ctx context.Context, dsn string) (*Native, error) {
+func OpenNative(ctx context.Context, dsn string, options ...Option) (*Native, error) {
 	opts, where, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range options {
+		if err := o(opts); err != nil {
+			return nil, err
+		}
 	}
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 5 * time.Second
@@ -162,7 +207,7 @@ func (n *Native) explain(err error) error {
 	if errors.As(err, &ex) {
 		switch ex.Code {
 		case 516, 192, 193, 194: // AUTHENTICATION_FAILED, UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD
-			return fmt.Errorf("ClickHouse at %s: %w: %w; check the user and password in the DSN (clickhouse://USER:PASSWORD@HOST:9000/DB)", n.Where, ErrAuth, err)
+			return fmt.Errorf("ClickHouse at %s: %w: %w; check the user and password (in the DSN, clickhouse://USER:PASSWORD@HOST:9000/DB, or in --clickhouse-password-file / FLEXIFLOW_CLICKHOUSE_PASSWORD)", n.Where, ErrAuth, err)
 		case 81: // UNKNOWN_DATABASE
 			return fmt.Errorf("ClickHouse at %s: %w; create the database (CREATE DATABASE …) or name an existing one in the DSN", n.Where, err)
 		case 60: // UNKNOWN_TABLE
@@ -222,7 +267,7 @@ func normalize(v any) any {
 // it retries with backoff (logging each miss) until ctx ends or wait has
 // passed (wait <= 0: until ctx ends). A malformed DSN or a refused login
 // fails at once.
-func DialNative(ctx context.Context, dsn string, wait time.Duration, log *zap.Logger) (*Native, error) {
+func DialNative(ctx context.Context, dsn string, wait time.Duration, log *zap.Logger, options ...Option) (*Native, error) {
 	if wait > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
@@ -230,7 +275,7 @@ func DialNative(ctx context.Context, dsn string, wait time.Duration, log *zap.Lo
 	}
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		n, err := OpenNative(ctx, dsn)
+		n, err := OpenNative(ctx, dsn, options...)
 		if err == nil || !errors.Is(err, ErrUnreachable) {
 			return n, err
 		}
