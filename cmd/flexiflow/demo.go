@@ -51,6 +51,9 @@ Examples:
 			}
 			defer log.Sync()
 			o.Brokers, o.Log, o.Progress = splitBrokers(brokers), log, cmd.OutOrStdout()
+			if o.Kafka, err = g.kafkaConfig(brokers, log); err != nil {
+				return err
+			}
 			sink, stopBroker, err := startDemoSink(cmd.Context(), g, &o, clickhouseDSN, cmd.OutOrStdout(), log)
 			if err != nil {
 				return err

@@ -25,6 +25,9 @@ type Options struct {
 	Seed      uint64
 	// Brokers to use; empty starts the embedded broker.
 	Brokers []string
+	// Kafka carries the TLS and SASL settings for Brokers (its own Brokers
+	// and Log are ignored).
+	Kafka stream.Config
 	// Name renames the workflow (and so its topics and groups); empty keeps
 	// "digits". Useful to run the demo again on a cluster that has the
 	// topics of an earlier run.
@@ -86,7 +89,8 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 		return nil, err
 	}
 	steps := c.Steps
-	kafka := stream.Config{Brokers: o.Brokers, Log: o.Log}
+	kafka := o.Kafka
+	kafka.Brokers, kafka.Log = o.Brokers, o.Log
 	if len(o.Brokers) == 0 {
 		b, err := stream.StartEmbedded("127.0.0.1:0", wf.Partitions)
 		if err != nil {
