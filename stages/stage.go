@@ -244,6 +244,11 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 		mu     sync.Mutex
 		routed []route
 	)
+	// Records are produced under a context that shutdown does not cancel:
+	// a record cancelled mid-transaction could otherwise be dropped from a
+	// transaction that still commits the offsets it consumed. Shutdown
+	// instead aborts the transaction (errShutdown) or lets it finish.
+	produceCtx := context.WithoutCancel(ctx)
 	// Batches of one poll are independent, so they go down the data path on
 	// several workers at once; each produces its own records as soon as it
 	// has them, and the transaction covers them all.
@@ -259,7 +264,7 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 		}
 		for _, o := range out {
 			if o != nil {
-				sess.Produce(ctx, o, promise)
+				sess.Produce(produceCtx, o, promise)
 			}
 		}
 		mu.Lock()
@@ -267,16 +272,24 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 		mu.Unlock()
 	})
 	if st := s.stateRecord(); st != nil && len(routed) > 0 {
-		sess.Produce(ctx, st, promise) // what was learned commits with what was done
+		sess.Produce(produceCtx, st, promise) // what was learned commits with what was done
+	}
+	// End the transaction even when ctx is already cancelled, so a stopping
+	// stage commits (or cleanly aborts) what it started. Every record is
+	// flushed (acknowledged or failed) before deciding: a transaction that
+	// commits its offsets must hold every record it produced, so one that
+	// failed, however late, turns the commit into an abort.
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.closeDeadline)
+	defer cancel()
+	if !abort.Load() {
+		if err := sess.Client().Flush(endCtx); err != nil {
+			produceErr.CompareAndSwap(nil, fmt.Errorf("flushing the transaction's records: %w", err))
+		}
 	}
 	commit := kgo.TryCommit
 	if abort.Load() || produceErr.Load() != nil {
 		commit = kgo.TryAbort
 	}
-	// End the transaction even when ctx is already cancelled, so a stopping
-	// stage commits (or cleanly aborts) what it started.
-	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.closeDeadline)
-	defer cancel()
 	committed, err := sess.End(endCtx, commit)
 	if errors.Is(err, kerr.ProducerFenced) {
 		return fmt.Errorf("step %q: transactional id %s-%s was fenced: a restarted or second consumer with the same instance name took over, or the transaction outlived its timeout; give every consumer of a step its own --instance-id: %w",
