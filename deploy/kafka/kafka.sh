@@ -65,16 +65,10 @@ resolve() {
   touch "$cache/libs/.complete"
 }
 
-config() {
-  cat > "$run/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+# storage_props prints the settings every mode shares: one node, small
+# internal topics, no rebalance delay (tests start consumers often).
+storage_props() {
+  cat <<PROPS
 log.dirs=$run/data
 num.partitions=3
 offsets.topic.replication.factor=1
@@ -85,6 +79,20 @@ transaction.state.log.num.partitions=10
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 PROPS
+}
+
+config() {
+  cat > "$run/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+PROPS
+  storage_props >> "$run/server.properties"
 }
 
 # secure_setup makes the test CA, the broker's key and certificate, and the
@@ -136,16 +144,8 @@ ssl.keystore.location=$secure/broker.pem
 ssl.truststore.type=PEM
 ssl.truststore.location=$secure/ca.pem
 ssl.client.auth=none
-log.dirs=$run/data
-num.partitions=3
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=10
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
 PROPS
+  storage_props >> "$run/server.properties"
   chmod 600 "$run/server.properties"
 }
 

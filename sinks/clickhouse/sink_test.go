@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stream"
 	"github.com/flexiflow/flexiflow/stream/streamtest"
@@ -52,38 +50,19 @@ func (f *flakyInserter) distinct() int {
 	return len(f.rows)
 }
 
-// produceTraces writes n traces of workflow wf to topic.
+// produceTraces writes n traces of workflow wf to topic, then one record
+// that is not a trace (the sink skips it; it is not fatal).
 func produceTraces(t *testing.T, cfg stream.Config, topic, wf string, n int) {
 	t.Helper()
-	codec, err := schemas.NewTraceCodec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.EnsureTopics(context.Background(), cfg, 3, topic); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(append(cfg.ClientOpts(), kgo.DefaultProduceTopic(topic))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	base := time.Now().Add(-time.Hour).UnixMicro()
-	for i := range n {
-		tr := &schemas.Trace{AttemptID: fmt.Sprintf("b%06d/s/1", i), BatchID: fmt.Sprintf("b%06d", i), Workflow: wf, Step: "s",
+	traces := make([]*schemas.Trace, n)
+	for i := range traces {
+		traces[i] = &schemas.Trace{AttemptID: fmt.Sprintf("b%06d/s/1", i), BatchID: fmt.Sprintf("b%06d", i), Workflow: wf, Step: "s",
 			Model: "m", Attempt: 1, TsUs: base + int64(i), LatencyUs: 100, Records: 4, RecordsPassed: 4, Verdict: schemas.VerdictPass,
 			Outcome: schemas.OutcomeNext, Leader: "m",
 			Features: []schemas.FeatureSummary{{Name: "x", Count: 4, Mean: 1, Variance: 1, Min: 0, Max: 2, Quantiles: []float64{0, 0.5, 1, 1.5, 2}}}}
-		v, err := codec.Encode(nil, tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl.Produce(context.Background(), &kgo.Record{Key: []byte(tr.BatchID), Value: v}, nil)
 	}
-	// And one record that is not a trace: skipped, not fatal.
-	cl.Produce(context.Background(), &kgo.Record{Value: []byte("not avro")}, nil)
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	writeTraces(t, cfg, topic, traces, []byte("not avro"))
 }
 
 // TestSinkSurvivesClickHouseOutages checks that the sink pauses while

@@ -116,7 +116,8 @@ func demoShapedTraces(wf string, n int) []*schemas.Trace {
 	return out
 }
 
-func writeTraces(t *testing.T, cfg stream.Config, topic string, traces []*schemas.Trace) {
+// writeTraces produces traces to topic, then any extra raw values.
+func writeTraces(t *testing.T, cfg stream.Config, topic string, traces []*schemas.Trace, extra ...[]byte) {
 	t.Helper()
 	codec, err := schemas.NewTraceCodec()
 	if err != nil {
@@ -136,6 +137,9 @@ func writeTraces(t *testing.T, cfg stream.Config, topic string, traces []*schema
 			t.Fatal(err)
 		}
 		cl.Produce(context.Background(), &kgo.Record{Key: []byte(tr.BatchID), Value: v}, nil)
+	}
+	for _, v := range extra {
+		cl.Produce(context.Background(), &kgo.Record{Value: v}, nil)
 	}
 	if err := cl.Flush(context.Background()); err != nil {
 		t.Fatal(err)
