@@ -30,7 +30,10 @@ type reader struct {
 
 func newReader(k stream.Config, topics ...string) (*reader, error) {
 	cl, err := kgo.NewClient(append(k.ClientOpts(), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A short fetch wait: the reader measures latency and must not sit
+		// on a fetch that a commit marker does not wake.
+		kgo.FetchMaxWait(20*time.Millisecond))...)
 	if err != nil {
 		return nil, err
 	}
