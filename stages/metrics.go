@@ -1,7 +1,10 @@
 package stages
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flexiflow/flexiflow/schemas"
 )
@@ -18,6 +21,7 @@ type Metrics struct {
 	aborted  *prometheus.CounterVec   // step
 	leader   *prometheus.GaugeVec     // step, model: 1 for the leader
 	assigned *prometheus.GaugeVec     // step: partitions this process holds
+	lag      *prometheus.GaugeVec     // step, topic, partition: records behind the last stable offset
 }
 
 // NewMetrics registers FlexiFlow's stage metrics with reg.
@@ -41,8 +45,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 for each step's top-ranked model, 0 for the others."}, []string{"step", "model"}),
 		assigned: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flexiflow_assigned_partitions",
 			Help: "Partitions of a step's input and retry topics this process consumes."}, []string{"step"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flexiflow_consumer_lag",
+			Help: "Records a stage is behind on each partition it consumes (last stable offset minus its position), as of its latest poll of that partition."}, []string{"step", "topic", "partition"}),
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.attempts, m.latency, m.passProb, m.costMs, m.aborted, m.leader, m.assigned} {
+	for _, c := range []prometheus.Collector{m.batches, m.attempts, m.latency, m.passProb, m.costMs, m.aborted, m.leader, m.assigned, m.lag} {
 		f(c)
 	}
 	return m
@@ -50,6 +56,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // WithMetrics makes the stage record Prometheus metrics.
 func WithMetrics(m *Metrics) Option { return func(s *Stage) { s.metrics = m } }
+
+// observeLag records, for each partition a poll returned records from, how
+// far the stage is behind the partition's last stable offset (read_committed
+// consumers see no further) once it has those records.
+func (m *Metrics) observeLag(step string, fetches kgo.Fetches) {
+	if m == nil {
+		return
+	}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		end := p.LastStableOffset
+		if end < 0 {
+			end = p.HighWatermark
+		}
+		next := p.Records[len(p.Records)-1].Offset + 1
+		m.lag.WithLabelValues(step, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(0, end-next)))
+	})
+}
 
 // observeAttempt records one finished attempt.
 func (m *Metrics) observeAttempt(t *schemas.Trace) {

@@ -221,6 +221,7 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 		if fetches.NumRecords() == 0 {
 			continue
 		}
+		s.metrics.observeLag(s.step.Spec.Name, fetches)
 		if err := s.transact(ctx, sess, fetches); err != nil {
 			return err
 		}

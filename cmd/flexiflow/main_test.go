@@ -308,7 +308,7 @@ func TestRunWorkflowFile(t *testing.T) {
 			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
 		}
 		if path == "/metrics" {
-			for _, series := range []string{"flexiflow_attempts_total{", "flexiflow_attempt_latency_seconds_bucket{", "flexiflow_bandit_pass_probability{", "flexiflow_leader{", "flexiflow_assigned_partitions{"} {
+			for _, series := range []string{"flexiflow_attempts_total{", "flexiflow_attempt_latency_seconds_bucket{", "flexiflow_bandit_pass_probability{", "flexiflow_leader{", "flexiflow_assigned_partitions{", "flexiflow_consumer_lag{"} {
 				if !strings.Contains(string(body), series) {
 					t.Errorf("/metrics lacks %s", series)
 				}
