@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,16 +153,19 @@ func TestConfigBinary(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("brokers: 127.0.0.1:1\nconnect-timeout: 1s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(os.Environ(), "FLEXIFLOW_STEP=denoise", "FLEXIFLOW_CONFIG="+cfg)
-	_, stderr, err := runEnv(t, 30*time.Second, env, "stage")
-	if err == nil || !strings.Contains(stderr, "cannot reach Kafka at 127.0.0.1:1 within 1s") {
-		t.Errorf("stage with --step from the environment and brokers from the file: err %v, stderr:\n%s", err, stderr)
-	}
+	t.Run("environment", func(t *testing.T) {
+		t.Setenv("FLEXIFLOW_STEP", "denoise")
+		t.Setenv("FLEXIFLOW_CONFIG", cfg)
+		_, stderr, err := run(t, 30*time.Second, "stage")
+		if err == nil || !strings.Contains(stderr, "cannot reach Kafka at 127.0.0.1:1 within 1s") {
+			t.Errorf("stage with --step from the environment and brokers from the file: err %v, stderr:\n%s", err, stderr)
+		}
+	})
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("stepp: denoise\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, stderr, err = runEnv(t, 30*time.Second, os.Environ(), "stage", "--config", bad, "--brokers", "x:1")
+	_, stderr, err := run(t, 30*time.Second, "stage", "--config", bad, "--brokers", "x:1")
 	if err == nil || !strings.Contains(stderr, bad+`:1: unknown setting "stepp"`) {
 		t.Errorf("unknown key: err %v, stderr:\n%s", err, stderr)
 	}
@@ -174,28 +174,15 @@ func TestConfigBinary(t *testing.T) {
 	if err := os.WriteFile(pw, []byte("hunter2-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, stderr, err = runEnv(t, 30*time.Second, os.Environ(), "stage", "--step", "denoise", "--brokers", "127.0.0.1:1", "--connect-timeout", "1s",
+	_, stderr, err = run(t, 30*time.Second, "stage", "--step", "denoise", "--brokers", "127.0.0.1:1", "--connect-timeout", "1s",
 		"--kafka-sasl-mechanism", "SCRAM-SHA-512", "--kafka-sasl-user", "u", "--kafka-sasl-password-file", pw, "--log-level", "debug")
 	if err == nil || !strings.Contains(stderr, "password [redacted]") || strings.Contains(stderr, "hunter2") {
 		t.Errorf("SASL from a password file: err %v, stderr:\n%s", err, stderr)
 	}
-	_, stderr, err = runEnv(t, 30*time.Second, os.Environ(), "stage", "--step", "denoise", "--brokers", "127.0.0.1:1", "--kafka-sasl-user", "u")
+	_, stderr, err = run(t, 30*time.Second, "stage", "--step", "denoise", "--brokers", "127.0.0.1:1", "--kafka-sasl-user", "u")
 	if err == nil || !strings.Contains(stderr, "need --kafka-sasl-mechanism") {
 		t.Errorf("SASL user without mechanism: err %v, stderr:\n%s", err, stderr)
 	}
-}
-
-// runEnv runs the binary with the environment env.
-func runEnv(t *testing.T, timeout time.Duration, env []string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = env
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
 }
 
 // TestConfigProbeCommand checks `flexiflow probe`, the health check of
