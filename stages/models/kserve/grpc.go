@@ -149,19 +149,22 @@ func typedContents(t *tensor) *pb.InferTensorContents {
 	case "FP64":
 		c.Fp64Contents = t.F64
 	case "FP32":
-		c.Fp32Contents = make([]float32, len(t.F64))
-		for i, v := range t.F64 {
-			c.Fp32Contents[i] = float32(v)
-		}
+		c.Fp32Contents = convert[float32](t.F64)
 	case "INT64":
 		c.Int64Contents = t.I64
 	case "INT32":
-		c.IntContents = make([]int32, len(t.I64))
-		for i, v := range t.I64 {
-			c.IntContents[i] = int32(v)
-		}
+		c.IntContents = convert[int32](t.I64)
 	}
 	return c
+}
+
+// convert copies xs into a new slice of another numeric type.
+func convert[D, S int32 | int64 | uint32 | uint64 | float32 | float64](xs []S) []D {
+	out := make([]D, len(xs))
+	for i, v := range xs {
+		out[i] = D(v)
+	}
+	return out
 }
 
 // rawBytes lays t out as the protocol's raw contents: little-endian,
@@ -261,27 +264,15 @@ func fromContents(t *tensor, c *pb.InferTensorContents) error {
 	case "FP64":
 		t.F64 = c.Fp64Contents
 	case "FP32", "FP16":
-		t.F64 = make([]float64, len(c.Fp32Contents))
-		for i, v := range c.Fp32Contents {
-			t.F64[i] = float64(v)
-		}
+		t.F64 = convert[float64](c.Fp32Contents)
 	case "INT64":
 		t.I64 = c.Int64Contents
 	case "INT8", "INT16", "INT32":
-		t.I64 = make([]int64, len(c.IntContents))
-		for i, v := range c.IntContents {
-			t.I64[i] = int64(v)
-		}
+		t.I64 = convert[int64](c.IntContents)
 	case "UINT8", "UINT16", "UINT32":
-		t.I64 = make([]int64, len(c.UintContents))
-		for i, v := range c.UintContents {
-			t.I64[i] = int64(v)
-		}
+		t.I64 = convert[int64](c.UintContents)
 	case "UINT64":
-		t.I64 = make([]int64, len(c.Uint64Contents))
-		for i, v := range c.Uint64Contents {
-			t.I64[i] = int64(v)
-		}
+		t.I64 = convert[int64](c.Uint64Contents)
 	case "BOOL":
 		t.I64 = make([]int64, len(c.BoolContents))
 		for i, v := range c.BoolContents {
