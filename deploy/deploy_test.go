@@ -57,14 +57,32 @@ type command struct {
 	required []string        // flags whose help says "(required)"
 }
 
+// helpText is what the binary's help says: its subcommands, and the FLEXIFLOW_
+// variables it reads directly rather than as flags (secrets, which are
+// never flags).
+type helpText struct {
+	commands  map[string]*command
+	secretEnv map[string]bool
+}
+
+// envRE matches a FLEXIFLOW_ variable named in help text.
+var envRE = regexp.MustCompile(`FLEXIFLOW_[A-Z0-9_]*[A-Z0-9]`)
+
+// envFlag is the flag a FLEXIFLOW_ variable sets.
+func envFlag(k string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "FLEXIFLOW_"), "_", "-"))
+}
+
 // commandTree reads the subcommands from `flexiflow help` and each one's
-// flags from `flexiflow SUB --help`, once.
-var commandTree = sync.OnceValues(func() (map[string]*command, error) {
+// flags from `flexiflow SUB --help`, once. A variable the help names that
+// sets no command's flag is one the binary reads itself: a secret.
+var commandTree = sync.OnceValues(func() (*helpText, error) {
 	out, err := exec.Command(binary, "help").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("flexiflow help: %v\n%s", err, out)
 	}
-	tree := map[string]*command{}
+	tree := &helpText{commands: map[string]*command{}, secretEnv: map[string]bool{}}
+	named := envRE.FindAllString(string(out), -1)
 	in := false
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
@@ -76,15 +94,16 @@ var commandTree = sync.OnceValues(func() (map[string]*command, error) {
 			in = false
 		case in:
 			name := strings.Fields(line)[0]
-			tree[name] = nil
+			tree.commands[name] = nil
 		}
 	}
 	flagRE := regexp.MustCompile(`^\s+(?:-\w, )?--([a-z0-9-]+)`)
-	for name := range tree {
+	for name := range tree.commands {
 		out, err := exec.Command(binary, name, "--help").CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("flexiflow %s --help: %v\n%s", name, err, out)
 		}
+		named = append(named, envRE.FindAllString(string(out), -1)...)
 		c := &command{flags: map[string]bool{}}
 		for _, line := range strings.Split(string(out), "\n") {
 			if m := flagRE.FindStringSubmatch(line); m != nil {
@@ -94,7 +113,12 @@ var commandTree = sync.OnceValues(func() (map[string]*command, error) {
 				}
 			}
 		}
-		tree[name] = c
+		tree.commands[name] = c
+	}
+	for _, k := range named {
+		if !tree.anyFlag(envFlag(k)) {
+			tree.secretEnv[k] = true
+		}
 	}
 	return tree, nil
 })
@@ -116,9 +140,9 @@ func checkInvocation(t *testing.T, where string, args []string, env, shared map[
 		return "", nil
 	}
 	sub := args[0]
-	c, ok := tree[sub]
+	c, ok := tree.commands[sub]
 	if !ok {
-		t.Errorf("%s: %q is not a flexiflow subcommand (flexiflow help lists %s)", where, sub, strings.Join(slices.Sorted(maps.Keys(tree)), ", "))
+		t.Errorf("%s: %q is not a flexiflow subcommand (flexiflow help lists %s)", where, sub, strings.Join(slices.Sorted(maps.Keys(tree.commands)), ", "))
 		return sub, nil
 	}
 	given := map[string]string{}
@@ -138,11 +162,8 @@ func checkInvocation(t *testing.T, where string, args []string, env, shared map[
 		}
 		given[name] = val
 	}
-	envFlag := func(k string) string {
-		return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "FLEXIFLOW_"), "_", "-"))
-	}
 	for k, v := range env {
-		if !strings.HasPrefix(k, "FLEXIFLOW_") || secretEnv[k] {
+		if !strings.HasPrefix(k, "FLEXIFLOW_") || tree.secretEnv[k] {
 			continue
 		}
 		name := envFlag(k)
@@ -155,11 +176,11 @@ func checkInvocation(t *testing.T, where string, args []string, env, shared map[
 		}
 	}
 	for k, v := range shared {
-		if !strings.HasPrefix(k, "FLEXIFLOW_") || secretEnv[k] {
+		if !strings.HasPrefix(k, "FLEXIFLOW_") || tree.secretEnv[k] {
 			continue
 		}
 		name := envFlag(k)
-		if !anyFlag(tree, name) {
+		if !tree.anyFlag(name) {
 			t.Errorf("%s: shared setting %s sets --%s, which no flexiflow command has", where, k, name)
 			continue
 		}
@@ -175,8 +196,9 @@ func checkInvocation(t *testing.T, where string, args []string, env, shared map[
 	return sub, given
 }
 
-func anyFlag(tree map[string]*command, name string) bool {
-	for _, c := range tree {
+// anyFlag reports whether some command has the flag --name.
+func (tree *helpText) anyFlag(name string) bool {
+	for _, c := range tree.commands {
 		if c != nil && c.flags[name] {
 			return true
 		}
@@ -186,9 +208,6 @@ func anyFlag(tree map[string]*command, name string) bool {
 
 // credentialsRE matches a URL with a password: scheme://user:PASSWORD@.
 var credentialsRE = regexp.MustCompile(`://[^\s/:@]+:([^\s@]+)@`)
-
-// secretEnv are the variables that carry secrets rather than set flags.
-var secretEnv = map[string]bool{"FLEXIFLOW_KAFKA_SASL_PASSWORD": true, "FLEXIFLOW_CLICKHOUSE_PASSWORD": true}
 
 func loadDemoWorkflow(t *testing.T) *workflow.Workflow {
 	t.Helper()
