@@ -128,23 +128,17 @@ func (m *manifests) decode(t *testing.T, file string, b []byte) {
 		var obj any
 		switch tm.APIVersion + " " + tm.Kind {
 		case "apps/v1 Deployment":
-			d := &appsv1.Deployment{}
-			m.deployments, obj = append(m.deployments, d), d
+			obj = add(&m.deployments)
 		case "v1 ConfigMap":
-			c := &corev1.ConfigMap{}
-			m.configMaps, obj = append(m.configMaps, c), c
+			obj = add(&m.configMaps)
 		case "batch/v1 Job":
-			j := &batchv1.Job{}
-			m.jobs, obj = append(m.jobs, j), j
+			obj = add(&m.jobs)
 		case "policy/v1 PodDisruptionBudget":
-			p := &policyv1.PodDisruptionBudget{}
-			m.pdbs, obj = append(m.pdbs, p), p
+			obj = add(&m.pdbs)
 		case "v1 Namespace":
-			n := &corev1.Namespace{}
-			m.namespaces, obj = append(m.namespaces, n), n
+			obj = add(&m.namespaces)
 		case "keda.sh/v1alpha1 ScaledObject":
-			s := &scaledObject{}
-			m.scaled, obj = append(m.scaled, s), s
+			obj = add(&m.scaled)
 		default:
 			t.Errorf("%s document %d: apiVersion %q kind %q: not a kind these tests know; add it to decodeFile", file, i+1, tm.APIVersion, tm.Kind)
 			continue
@@ -154,6 +148,13 @@ func (m *manifests) decode(t *testing.T, file string, b []byte) {
 		}
 		m.files[file]++
 	}
+}
+
+// add appends a new, empty object to list and returns it to decode into.
+func add[T any](list *[]*T) *T {
+	obj := new(T)
+	*list = append(*list, obj)
+	return obj
 }
 
 func stripComments(doc string) string {
