@@ -130,11 +130,8 @@ Example:
 			if wfPath == "" {
 				return errors.New("--workflow is required: the workflow file whose traces to store")
 			}
-			l, err := compile(wfPath, log)
+			l, err := load(cmd.Context(), g, wfPath, brokers, false, log)
 			if err != nil {
-				return err
-			}
-			if err := l.connect(cmd.Context(), g, brokers, false, log); err != nil {
 				return err
 			}
 			defer l.close()
