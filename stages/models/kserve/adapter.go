@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +22,7 @@ import (
 
 // client is one protocol binding.
 type client interface {
-	Infer(ctx context.Context, id string, in []*tensor, outputs []string) ([]*tensor, error)
+	Infer(ctx context.Context, id string, in []*tensor) ([]*tensor, error)
 	Ready(ctx context.Context) error
 	Close() error
 }
@@ -46,7 +47,6 @@ var ErrCircuitOpen = errors.New("circuit open")
 type Model struct {
 	cfg     Config
 	client  client
-	outputs []string // tensor names to request
 	sem     chan struct{}
 	breaker *breaker
 	log     *zap.Logger
@@ -73,20 +73,21 @@ func New(cfg Config, opts ...Option) (*Model, error) {
 		return nil, fmt.Errorf("served model %q: %w", cfg.Name, err)
 	}
 	token := tokenSource(cfg)
+	var outputs []string // the output tensors to request, each once
+	for _, o := range cfg.Outputs {
+		if !slices.Contains(outputs, o.Tensor) {
+			outputs = append(outputs, o.Tensor)
+		}
+	}
 	m := &Model{cfg: cfg, log: zap.NewNop(),
 		breaker: &breaker{threshold: cfg.BreakerFailures, cooldown: cfg.BreakerCooldown, now: time.Now}}
 	switch cfg.Protocol {
 	case ProtocolGRPC:
-		if m.client, err = newGRPC(&cfg, tlsConf, token); err != nil {
+		if m.client, err = newGRPC(&cfg, outputs, tlsConf, token); err != nil {
 			return nil, fmt.Errorf("served model %q: %w", cfg.Name, err)
 		}
 	default:
-		m.client = newREST(&cfg, tlsConf, token)
-	}
-	for _, o := range cfg.Outputs {
-		if !contains(m.outputs, o.Tensor) {
-			m.outputs = append(m.outputs, o.Tensor)
-		}
+		m.client = newREST(&cfg, outputs, tlsConf, token)
 	}
 	if cfg.MaxConcurrency > 0 {
 		m.sem = make(chan struct{}, cfg.MaxConcurrency)
@@ -175,7 +176,7 @@ func (m *Model) Predict(ctx context.Context, in []models.Record) ([]models.Recor
 func (m *Model) call(ctx context.Context, id string, inputs []*tensor) ([]*tensor, error) {
 	backoff := m.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
-		out, err := m.client.Infer(ctx, id, inputs, m.outputs)
+		out, err := m.client.Infer(ctx, id, inputs)
 		if err == nil {
 			return out, nil
 		}
@@ -301,13 +302,4 @@ func tokenSource(c Config) func() (string, error) {
 		}
 	}
 	return nil
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

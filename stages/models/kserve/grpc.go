@@ -27,11 +27,12 @@ type grpcClient struct {
 	model   string
 	version string
 	binary  bool
+	outputs []*pb.ModelInferRequest_InferRequestedOutputTensor // built once, shared read-only by every request
 	token   func() (string, error)
 	target  string
 }
 
-func newGRPC(c *Config, tlsConf *tls.Config, token func() (string, error)) (*grpcClient, error) {
+func newGRPC(c *Config, outputs []string, tlsConf *tls.Config, token func() (string, error)) (*grpcClient, error) {
 	target, useTLS, err := grpcTarget(c.URL)
 	if err != nil {
 		return nil, err
@@ -46,8 +47,12 @@ func newGRPC(c *Config, tlsConf *tls.Config, token func() (string, error)) (*grp
 	if err != nil {
 		return nil, fmt.Errorf("gRPC client for %s: %w", target, err)
 	}
-	return &grpcClient{conn: conn, client: pb.NewGRPCInferenceServiceClient(conn), model: c.Model, version: c.Version,
-		binary: c.Binary, token: token, target: target}, nil
+	g := &grpcClient{conn: conn, client: pb.NewGRPCInferenceServiceClient(conn), model: c.Model, version: c.Version,
+		binary: c.Binary, token: token, target: target}
+	for _, o := range outputs {
+		g.outputs = append(g.outputs, &pb.ModelInferRequest_InferRequestedOutputTensor{Name: o})
+	}
+	return g, nil
 }
 
 func (g *grpcClient) withToken(ctx context.Context) (context.Context, error) {
@@ -61,8 +66,8 @@ func (g *grpcClient) withToken(ctx context.Context) (context.Context, error) {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), nil
 }
 
-func (g *grpcClient) Infer(ctx context.Context, id string, ins []*tensor, outputs []string) ([]*tensor, error) {
-	req := &pb.ModelInferRequest{ModelName: g.model, ModelVersion: g.version, Id: id}
+func (g *grpcClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*tensor, error) {
+	req := &pb.ModelInferRequest{ModelName: g.model, ModelVersion: g.version, Id: id, Outputs: g.outputs}
 	for _, t := range ins {
 		it := &pb.ModelInferRequest_InferInputTensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape}
 		if g.binary {
@@ -71,9 +76,6 @@ func (g *grpcClient) Infer(ctx context.Context, id string, ins []*tensor, output
 			it.Contents = typedContents(t)
 		}
 		req.Inputs = append(req.Inputs, it)
-	}
-	for _, o := range outputs {
-		req.Outputs = append(req.Outputs, &pb.ModelInferRequest_InferRequestedOutputTensor{Name: o})
 	}
 	ctx, err := g.withToken(ctx)
 	if err != nil {
@@ -196,9 +198,12 @@ func rawBytes(t *tensor) []byte {
 	return b
 }
 
+// rawSize is the byte size of one raw element of each fixed-size datatype.
+var rawSize = map[string]int{"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2,
+	"UINT32": 4, "INT32": 4, "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8}
+
 func fromRaw(t *tensor, b []byte) error {
-	size := map[string]int{"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16": 2,
-		"UINT32": 4, "INT32": 4, "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8}[t.Datatype]
+	size := rawSize[t.Datatype]
 	if t.Datatype == "BYTES" {
 		for len(b) > 0 {
 			if len(b) < 4 {

@@ -17,14 +17,15 @@ import (
 // restClient speaks the Open Inference Protocol's REST binding with JSON
 // tensors: POST {url}/v2/models/{model}[/versions/{version}]/infer.
 type restClient struct {
-	infer  string // the infer endpoint
-	ready  string // the model's readiness endpoint
-	http   *http.Client
-	token  func() (string, error)
-	target string // for messages
+	infer   string // the infer endpoint
+	ready   string // the model's readiness endpoint
+	http    *http.Client
+	outputs []jsonOutput // the requested outputs, built once
+	token   func() (string, error)
+	target  string // for messages
 }
 
-func newREST(c *Config, tlsConf *tls.Config, token func() (string, error)) *restClient {
+func newREST(c *Config, outputs []string, tlsConf *tls.Config, token func() (string, error)) *restClient {
 	base := strings.TrimRight(c.URL, "/")
 	path := "/v2/models/" + url.PathEscape(c.Model)
 	if c.Version != "" {
@@ -33,12 +34,17 @@ func newREST(c *Config, tlsConf *tls.Config, token func() (string, error)) *rest
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
 	tr.MaxIdleConnsPerHost = max(c.MaxConcurrency, 16)
+	var requested []jsonOutput
+	for _, o := range outputs {
+		requested = append(requested, jsonOutput{Name: o})
+	}
 	return &restClient{
-		infer:  base + path + "/infer",
-		ready:  base + path + "/ready",
-		http:   &http.Client{Transport: tr},
-		token:  token,
-		target: base,
+		infer:   base + path + "/infer",
+		ready:   base + path + "/ready",
+		http:    &http.Client{Transport: tr},
+		outputs: requested,
+		token:   token,
+		target:  base,
 	}
 }
 
@@ -50,10 +56,14 @@ type jsonTensor struct {
 	Data       any            `json:"data"`
 }
 
+type jsonOutput struct {
+	Name string `json:"name"`
+}
+
 type jsonRequest struct {
-	ID      string           `json:"id,omitempty"`
-	Inputs  []jsonTensor     `json:"inputs"`
-	Outputs []map[string]any `json:"outputs,omitempty"`
+	ID      string       `json:"id,omitempty"`
+	Inputs  []jsonTensor `json:"inputs"`
+	Outputs []jsonOutput `json:"outputs,omitempty"`
 }
 
 type jsonResponse struct {
@@ -63,8 +73,8 @@ type jsonResponse struct {
 	Error        string            `json:"error"`
 }
 
-func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor, outputs []string) ([]*tensor, error) {
-	req := jsonRequest{ID: id}
+func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*tensor, error) {
+	req := jsonRequest{ID: id, Outputs: r.outputs}
 	for _, t := range ins {
 		jt := jsonTensor{Name: t.Name, Shape: t.Shape, Datatype: t.Datatype}
 		if t.F64 != nil {
@@ -73,9 +83,6 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor, output
 			jt.Data = t.I64
 		}
 		req.Inputs = append(req.Inputs, jt)
-	}
-	for _, o := range outputs {
-		req.Outputs = append(req.Outputs, map[string]any{"name": o})
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
