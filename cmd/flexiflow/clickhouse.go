@@ -139,18 +139,18 @@ Example:
 			if o.chOpts, err = g.clickhouseOptions(); err != nil {
 				return err
 			}
-			s, closeCH, err := startSink(cmd.Context(), l.wf, l.kafka, o, g.connectTimeout, reg, log)
+			s, n, err := startSink(cmd.Context(), l.wf, l.kafka, o, g.connectTimeout, reg, log)
 			if err != nil {
 				return err
 			}
-			defer closeCH()
+			defer n.Close()
 			if metricsAddr != "" {
 				ready := func() bool { return !s.Stats().Paused }
 				if _, err := ops.Serve(cmd.Context(), metricsAddr, reg, ready, log); err != nil {
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "sink: %s → ClickHouse at %s (Ctrl-C to stop)\n", l.wf.Topics.Traces, o.where)
+			fmt.Fprintf(cmd.OutOrStdout(), "sink: %s → ClickHouse at %s (Ctrl-C to stop)\n", l.wf.Topics.Traces, n.Where)
 			return s.Run(cmd.Context())
 		},
 	}
@@ -167,7 +167,6 @@ type sinkFlags struct {
 	dsn       string
 	batchRows int
 	flush     time.Duration
-	where     string              // the DSN without its password, once connected
 	chOpts    []clickhouse.Option // from the global ClickHouse flags
 }
 
@@ -180,8 +179,8 @@ func (o *sinkFlags) register(str func(*string, string, string, string), num func
 // startSink connects to ClickHouse (waiting while it is unreachable, up to
 // wait: the --connect-timeout), checks the schema, makes sure the traces topic
 // exists, and returns a sink ready to Run, with its metrics on reg (nil:
-// none).
-func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, wait time.Duration, reg *prometheus.Registry, log *zap.Logger) (*clickhouse.Sink, func(), error) {
+// none), and its ClickHouse connection, for the caller to close.
+func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, wait time.Duration, reg *prometheus.Registry, log *zap.Logger) (*clickhouse.Sink, *clickhouse.Native, error) {
 	if o.dsn == "" {
 		return nil, nil, errors.New("--clickhouse is required: give clickhouse://USER:PASSWORD@HOST:9000/DATABASE (or set FLEXIFLOW_CLICKHOUSE)")
 	}
@@ -221,7 +220,7 @@ func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, 
 		)
 	}
 	log.Info("clickhouse sink ready", zap.String("clickhouse", n.Where), zap.String("topic", wf.Topics.Traces))
-	return s, func() { n.Close() }, nil
+	return s, n, nil
 }
 
 // backgroundSink runs a sink next to `flexiflow demo` or `run`.
@@ -237,27 +236,26 @@ type backgroundSink struct {
 	where, workflow, windows string
 }
 
-func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, migrate bool, wait time.Duration, log *zap.Logger) (*backgroundSink, string, error) {
+func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, migrate bool, wait time.Duration, log *zap.Logger) (*backgroundSink, error) {
 	if migrate {
 		n, err := openClickHouse(ctx, o.dsn, o.chOpts)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		_, err = clickhouse.Migrate(ctx, n)
 		n.Close()
 		if err != nil {
-			return nil, "", fmt.Errorf("migrating ClickHouse at %s: %w", n.Where, err)
+			return nil, fmt.Errorf("migrating ClickHouse at %s: %w", n.Where, err)
 		}
 	}
-	s, closeCH, err := startSink(ctx, wf, kafka, o, wait, nil, log)
+	s, n, err := startSink(ctx, wf, kafka, o, wait, nil, log)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	_, where, _ := clickhouse.ParseDSN(o.dsn)
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	b := &backgroundSink{s: s, cancel: cancel, done: make(chan error, 1), close: closeCH}
+	b := &backgroundSink{s: s, cancel: cancel, done: make(chan error, 1), close: func() { n.Close() }, where: n.Where, workflow: wf.Name}
 	go func() { b.done <- s.Run(sctx) }()
-	return b, where, nil
+	return b, nil
 }
 
 // drain waits until the sink has caught up (nothing pending and no new
@@ -502,15 +500,14 @@ func startDemoSink(ctx context.Context, g *globals, o *demo.Options, dsn string,
 		stop()
 		return nil, noop, err
 	}
-	bs, where, err := runSinkInBackground(ctx, wf, kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second, chOpts: chOpts}, true, g.connectTimeout, log)
+	bs, err := runSinkInBackground(ctx, wf, kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second, chOpts: chOpts}, true, g.connectTimeout, log)
 	if err != nil {
 		stop()
 		return nil, noop, err
 	}
 	third := max(o.Batches, 3) / 3
-	bs.where, bs.workflow = where, wf.Name
 	bs.windows = fmt.Sprintf("--reference batches:0-%d --recent batches:%d-", third, 2*third)
-	fmt.Fprintf(out, "traces of %s also go to ClickHouse at %s\n", wf.Name, where)
+	fmt.Fprintf(out, "traces of %s also go to ClickHouse at %s\n", wf.Name, bs.where)
 	return bs, stop, nil
 }
 
@@ -524,12 +521,12 @@ func startRunSink(ctx context.Context, g *globals, l *loaded, dsn string, log *z
 	if err != nil {
 		return nil, err
 	}
-	bs, where, err := runSinkInBackground(ctx, l.wf, l.kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second, chOpts: chOpts}, false, g.connectTimeout, log)
+	bs, err := runSinkInBackground(ctx, l.wf, l.kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second, chOpts: chOpts}, false, g.connectTimeout, log)
 	if err != nil {
 		return nil, err
 	}
-	bs.where, bs.workflow, bs.windows = where, l.wf.Name, "--reference -2h/-1h --recent -1h/now"
-	log.Info("traces also go to ClickHouse", zap.String("clickhouse", where))
+	bs.windows = "--reference -2h/-1h --recent -1h/now"
+	log.Info("traces also go to ClickHouse", zap.String("clickhouse", bs.where))
 	return bs, nil
 }
 
