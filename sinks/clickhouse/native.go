@@ -127,14 +127,6 @@ func OpenNative(ctx context.Context, dsn string, options ...Option) (*Native, er
 // Close closes the connections.
 func (n *Native) Close() error { return n.conn.Close() }
 
-// Ping checks that the server answers.
-func (n *Native) Ping(ctx context.Context) error {
-	if err := n.conn.Ping(ctx); err != nil {
-		return n.explain(err)
-	}
-	return nil
-}
-
 // Exec runs one statement.
 func (n *Native) Exec(ctx context.Context, sql string) error {
 	if err := n.conn.Exec(ctx, sql); err != nil {
