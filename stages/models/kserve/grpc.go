@@ -83,16 +83,19 @@ func (g *grpcClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 	}
 	resp, err := g.client.ModelInfer(ctx, req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("gRPC ModelInfer %s at %s: no answer in time: %w", g.model, g.target, ctx.Err())
-		}
 		st := status.Convert(err)
+		if ctx.Err() != nil || st.Code() == codes.DeadlineExceeded {
+			// The server enforces the call's deadline too, and may give up a
+			// moment before the local timer fires: the same timeout either way.
+			cause := ctx.Err()
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			return nil, fmt.Errorf("gRPC ModelInfer %s at %s: no answer in time: %w", g.model, g.target, cause)
+		}
 		e := fmt.Errorf("gRPC ModelInfer %s at %s: %s: %s%s", g.model, g.target, st.Code(), st.Message(), grpcHint(st.Code()))
-		switch st.Code() {
-		case codes.Unavailable:
+		if st.Code() == codes.Unavailable {
 			return nil, &transportError{retryable: true, err: e}
-		case codes.DeadlineExceeded:
-			return nil, fmt.Errorf("%w: %w", e, context.DeadlineExceeded)
 		}
 		return nil, &transportError{grpcCode: st.Code(), err: e}
 	}
