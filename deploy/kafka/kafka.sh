@@ -81,20 +81,6 @@ auto.create.topics.enable=true
 PROPS
 }
 
-config() {
-  cat > "$run/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-PROPS
-  storage_props >> "$run/server.properties"
-}
-
 # secure_setup makes the test CA, the broker's key and certificate, and the
 # SCRAM passwords (kept between runs, so a restarted broker keeps its users).
 secure_setup() {
@@ -124,17 +110,11 @@ secure_setup() {
 
 scram_user="${KAFKA_SCRAM_USER:-flexiflow}"
 
-secure_config() {
+# secure_props prints the SASL_SSL listener's settings: SCRAM for clients
+# and for the broker itself (as admin), TLS with the test certificate.
+secure_props() {
   local admin; admin="$(tr -d '\n' < "$secure/admin-password")"
-  cat > "$run/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=SASL_SSL://127.0.0.1:$port
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=SASL_SSL
+  cat <<PROPS
 sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
@@ -145,7 +125,29 @@ ssl.truststore.type=PEM
 ssl.truststore.location=$secure/ca.pem
 ssl.client.auth=none
 PROPS
-  storage_props >> "$run/server.properties"
+}
+
+# config writes server.properties: one node that is broker and controller,
+# the client listener on KAFKA_PORT (PLAINTEXT, or SASL_SSL in secure mode),
+# the controller's on KAFKA_CONTROLLER_PORT, and the storage settings. Only
+# its owner may read it (in secure mode it holds the admin password).
+config() {
+  local proto=PLAINTEXT
+  if [ "$security" = sasl_ssl ]; then proto=SASL_SSL; fi
+  {
+    cat <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=$proto://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$proto://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=$proto:$proto,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=$proto
+PROPS
+    if [ "$security" = sasl_ssl ]; then secure_props; fi
+    storage_props
+  } > "$run/server.properties"
   chmod 600 "$run/server.properties"
 }
 
@@ -160,9 +162,8 @@ scram_args() {
     --add-scram "SCRAM-SHA-256=[name=$scram_user,password=$client]"
 }
 
-java_cmd() {
-  java -Xmx"$heap" -Xms"$heap" -XX:+UseG1GC -Dlog4j.configuration="file:$here/log4j.properties" -cp "$cache/libs/*" "$@"
-}
+# jvm runs a class from the resolved jars: the storage tool and the broker.
+jvm=(java -Xmx"$heap" -Xms"$heap" -XX:+UseG1GC -Dlog4j.configuration="file:$here/log4j.properties" -cp "$cache/libs/*")
 
 up() {
   need java openjdk-17-jre-headless
@@ -170,22 +171,18 @@ up() {
   resolve
   mkdir -p "$run"
   case "$security" in
-    plaintext) config ;;
-    sasl_ssl) secure_setup; secure_config ;;
+    plaintext) ;;
+    sasl_ssl) secure_setup ;;
     *) echo "kafka.sh: KAFKA_SECURITY=$security: use plaintext (the default) or sasl_ssl" >&2; exit 2 ;;
   esac
+  config
   if [ ! -f "$run/data/meta.properties" ]; then
-    if [ "$security" = sasl_ssl ]; then
-      local extra=()
-      mapfile -t extra < <(scram_args)
-      java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$run/server.properties" "${extra[@]}" >/dev/null
-    else
-      java_cmd kafka.tools.StorageTool format -t "$(java_cmd kafka.tools.StorageTool random-uuid)" -c "$run/server.properties" >/dev/null
-    fi
+    local scram=()
+    if [ "$security" = sasl_ssl ]; then mapfile -t scram < <(scram_args); fi
+    "${jvm[@]}" kafka.tools.StorageTool format -t "$("${jvm[@]}" kafka.tools.StorageTool random-uuid)" -c "$run/server.properties" "${scram[@]}" >/dev/null
   fi
   local start=$SECONDS
-  nohup java -Xmx"$heap" -Xms"$heap" -XX:+UseG1GC -Dlog4j.configuration="file:$here/log4j.properties" \
-    -cp "$cache/libs/*" kafka.Kafka "$run/server.properties" > "$log" 2>&1 &
+  nohup "${jvm[@]}" kafka.Kafka "$run/server.properties" > "$log" 2>&1 &
   echo $! > "$pidfile"
   for _ in $(seq 1 120); do
     if ! running; then echo "kafka.sh: the broker exited during start; last lines of $log:" >&2; tail -20 "$log" >&2; exit 1; fi
