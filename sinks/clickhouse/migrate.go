@@ -43,8 +43,7 @@ func Migrate(ctx context.Context, e Engine) (Applied, error) {
 				return a, fmt.Errorf("migration %s, statement %d (%s): %w", m.Name, i+1, firstLine(s), err)
 			}
 		}
-		rec := fmt.Sprintf("INSERT INTO %s (version, name) VALUES (%d, '%s')", SchemaVersionTable, m.Version, m.Name)
-		if err := e.Exec(ctx, rec); err != nil {
+		if err := e.Exec(ctx, m.record()); err != nil {
 			return a, fmt.Errorf("recording migration %s: %w", m.Name, err)
 		}
 		a.To = m.Version

@@ -60,6 +60,11 @@ func Migrations() ([]Migration, error) {
 	return out, nil
 }
 
+// record is the statement that records m in the version table.
+func (m Migration) record() string {
+	return fmt.Sprintf("INSERT INTO %s (version, name) VALUES (%d, '%s')", SchemaVersionTable, m.Version, m.Name)
+}
+
 // LatestVersion is the schema version this binary expects.
 func LatestVersion() uint32 {
 	ms, err := Migrations()
@@ -138,7 +143,7 @@ func MigrationScript() (string, error) {
 		for _, s := range m.Statements {
 			b.WriteString(s + ";\n\n")
 		}
-		fmt.Fprintf(&b, "INSERT INTO %s (version, name) VALUES (%d, '%s');\n\n", SchemaVersionTable, m.Version, m.Name)
+		b.WriteString(m.record() + ";\n\n")
 	}
 	return b.String(), nil
 }
