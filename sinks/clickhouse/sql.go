@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:embed sql/schema_version.sql sql/migrations/*.sql sql/queries/*.sql
@@ -31,8 +32,13 @@ const (
 // SchemaVersionTable records the applied migrations.
 const SchemaVersionTable = "flexiflow_schema_version"
 
-// Migrations returns the embedded migrations in version order.
-func Migrations() ([]Migration, error) {
+// Migrations returns the embedded migrations in version order. They are
+// read and split once; callers must not modify them.
+func Migrations() ([]Migration, error) { return migrations() }
+
+var migrations = sync.OnceValues(readMigrations)
+
+func readMigrations() ([]Migration, error) {
 	entries, err := fs.ReadDir(sqlFiles, "sql/migrations")
 	if err != nil {
 		return nil, err
