@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
 
 	"github.com/flexiflow/flexiflow/stages/models"
 )
@@ -27,14 +26,11 @@ type client interface {
 	Close() error
 }
 
-// transportError is a failure to get an answer: retryable ones (connection
-// refused or reset, HTTP 502/503/504, gRPC UNAVAILABLE) are tried again.
-type transportError struct {
-	retryable bool
-	status    int        // HTTP status, when the server answered
-	grpcCode  codes.Code // gRPC code, when the server answered
-	err       error
-}
+// transportError is a failure to get an answer that is worth trying again:
+// connection refused or reset, HTTP 502/503/504, gRPC UNAVAILABLE. Every
+// other failure (the model's own answer, any other status) is a plain
+// error and is not retried.
+type transportError struct{ err error }
 
 func (e *transportError) Error() string { return e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
@@ -181,7 +177,7 @@ func (m *Model) call(ctx context.Context, id string, inputs []*tensor) ([]*tenso
 			return out, nil
 		}
 		var te *transportError
-		if !errors.As(err, &te) || !te.retryable || attempt >= m.cfg.Retries {
+		if !errors.As(err, &te) || attempt >= m.cfg.Retries {
 			if attempt > 0 {
 				return nil, fmt.Errorf("%w (after %d retries)", err, attempt)
 			}

@@ -95,9 +95,9 @@ func (g *grpcClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		}
 		e := fmt.Errorf("gRPC ModelInfer %s at %s: %s: %s%s", g.model, g.target, st.Code(), st.Message(), grpcHint(st.Code()))
 		if st.Code() == codes.Unavailable {
-			return nil, &transportError{retryable: true, err: e}
+			return nil, &transportError{err: e}
 		}
-		return nil, &transportError{grpcCode: st.Code(), err: e}
+		return nil, e
 	}
 	out := make([]*tensor, 0, len(resp.Outputs))
 	raw := resp.RawOutputContents

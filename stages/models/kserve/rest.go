@@ -105,7 +105,7 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("POST %s: no answer in time: %w", r.infer, ctx.Err())
 		}
-		return nil, &transportError{retryable: true, err: fmt.Errorf("POST %s: server unreachable: %w", r.infer, unwrapURL(err))}
+		return nil, &transportError{err: fmt.Errorf("POST %s: server unreachable: %w", r.infer, unwrapURL(err))}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -113,7 +113,7 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("POST %s: the answer did not arrive in time: %w", r.infer, ctx.Err())
 		}
-		return nil, &transportError{retryable: true, err: fmt.Errorf("POST %s: reading the response: %w", r.infer, err)}
+		return nil, &transportError{err: fmt.Errorf("POST %s: reading the response: %w", r.infer, err)}
 	}
 	var jr jsonResponse
 	jerr := json.Unmarshal(data, &jr)
@@ -125,9 +125,9 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		err := fmt.Errorf("POST %s: server answered %s: %q%s", r.infer, resp.Status, msg, hint(resp.StatusCode))
 		switch resp.StatusCode {
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return nil, &transportError{retryable: true, err: err}
+			return nil, &transportError{err: err}
 		}
-		return nil, &transportError{status: resp.StatusCode, err: err}
+		return nil, err
 	}
 	if jerr != nil {
 		return nil, fmt.Errorf("POST %s: the response is not Open Inference Protocol JSON (%v): %s", r.infer, jerr, snippet(data))
