@@ -136,6 +136,7 @@ func (s *Sink) Run(ctx context.Context) error {
 				log.Warn("trace fetch error", zap.String("fetch_topic", t), zap.Int32("partition", p), zap.Error(err))
 			}
 		})
+		read := len(pending)
 		fetches.EachRecord(func(r *kgo.Record) {
 			t, err := s.codec.Decode(r.Value)
 			if err != nil {
@@ -143,12 +144,15 @@ func (s *Sink) Run(ctx context.Context) error {
 				log.Warn("record on the traces topic is not a trace; skipped", zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(err))
 				return
 			}
-			if len(pending) == 0 {
-				firstPending = time.Now()
-			}
 			pending = append(pending, FromTrace(t))
-			s.counts.LastRecord = time.Now()
 		})
+		if len(pending) > read {
+			now := time.Now()
+			if read == 0 {
+				firstPending = now
+			}
+			s.counts.LastRecord = now
+		}
 		s.counts.Pending = len(pending)
 		stopping := ctx.Err() != nil
 		due := len(pending) >= s.o.BatchRows || (len(pending) > 0 && time.Since(firstPending) >= s.o.FlushInterval)
