@@ -126,11 +126,7 @@ func (w Window) Resolve(ctx context.Context, e Engine, workflow, step string) (f
 }
 
 func batchStart(ctx context.Context, e Engine, workflow, step string, n int64) (time.Time, bool, error) {
-	sql, err := QuerySQL(QueryBatchWindow)
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	res, err := e.Query(ctx, sql, map[string]string{"workflow": workflow, "step": step, "n": strconv.FormatInt(n, 10)})
+	res, err := Run(ctx, e, QueryBatchWindow, map[string]string{"workflow": workflow, "step": step, "n": strconv.FormatInt(n, 10)})
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("finding batch %d of step %s: %w", n, step, err)
 	}
