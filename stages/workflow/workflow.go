@@ -355,13 +355,17 @@ func (w *Workflow) checkModels(s *Step, path []any, bad func([]any, string, ...a
 // checkBuiltinOnly rejects served-model fields on a builtin model, which
 // would otherwise be silently ignored.
 func (w *Workflow) checkBuiltinOnly(m *Model, mp []any, bad func([]any, string, ...any)) {
-	set := map[string]bool{"url": m.URL != "", "protocol": m.Protocol != "", "model": m.Served != "", "version": m.Version != "",
-		"inputs": m.Inputs != nil, "outputs": m.Outputs != nil, "carry": m.Carry != nil, "binary": m.Binary != nil,
-		"max_concurrency": m.MaxConcurrency != 0, "retries": m.Retries != nil, "retry_backoff": m.RetryBackoff != 0,
-		"breaker": m.Breaker != nil, "auth": m.Auth != nil}
-	for _, f := range []string{"url", "protocol", "model", "version", "inputs", "outputs", "carry", "binary", "max_concurrency", "retries", "retry_backoff", "breaker", "auth"} {
-		if set[f] {
-			bad(append(mp, f), "model %q: %s is for served models; add `kind: %s` or remove it", m.Name, f, KindKServe)
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"url", m.URL != ""}, {"protocol", m.Protocol != ""}, {"model", m.Served != ""}, {"version", m.Version != ""},
+		{"inputs", m.Inputs != nil}, {"outputs", m.Outputs != nil}, {"carry", m.Carry != nil}, {"binary", m.Binary != nil},
+		{"max_concurrency", m.MaxConcurrency != 0}, {"retries", m.Retries != nil}, {"retry_backoff", m.RetryBackoff != 0},
+		{"breaker", m.Breaker != nil}, {"auth", m.Auth != nil},
+	} {
+		if f.set {
+			bad(append(mp, f.name), "model %q: %s is for served models; add `kind: %s` or remove it", m.Name, f.name, KindKServe)
 		}
 	}
 }
