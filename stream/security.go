@@ -116,9 +116,6 @@ func (c Config) Validate() error {
 		if c.SASL.Password == "" {
 			return fmt.Errorf("SASL %s for user %q needs a password: set FLEXIFLOW_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file", c.SASL.Mechanism, c.SASL.User)
 		}
-		if c.TLS == nil && strings.ToUpper(c.SASL.Mechanism) == SASLPlain && c.Log != nil {
-			c.Log.Warn("SASL PLAIN without TLS sends the password in clear text; add --kafka-tls")
-		}
 	}
 	if c.TLS != nil {
 		if _, err := c.TLS.config(); err != nil {

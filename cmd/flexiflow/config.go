@@ -126,6 +126,9 @@ func (g *globals) kafkaConfig(brokers string, log *zap.Logger) (stream.Config, e
 	}
 	if log != nil {
 		log.Info("Kafka client security", zap.Stringer("kafka", cfg))
+		if cfg.TLS == nil && cfg.SASL.Mechanism == stream.SASLPlain {
+			log.Warn("SASL PLAIN without TLS sends the password in clear text; add --kafka-tls")
+		}
 	}
 	return cfg, nil
 }

@@ -179,6 +179,16 @@ func TestConfigBinary(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "password [redacted]") || strings.Contains(stderr, "hunter2") {
 		t.Errorf("SASL from a password file: err %v, stderr:\n%s", err, stderr)
 	}
+	// PLAIN without TLS is warned about once, however often the settings
+	// are checked.
+	t.Run("PLAIN without TLS", func(t *testing.T) {
+		t.Setenv(envSASLPassword, "hunter2-secret")
+		_, stderr, err := run(t, 30*time.Second, "stage", "--step", "denoise", "--brokers", "127.0.0.1:1", "--connect-timeout", "1s",
+			"--kafka-sasl-mechanism", "plain", "--kafka-sasl-user", "u")
+		if n := strings.Count(stderr, "SASL PLAIN without TLS sends the password in clear text"); err == nil || n != 1 || strings.Contains(stderr, "hunter2") {
+			t.Errorf("PLAIN without TLS: err %v, %d warnings, stderr:\n%s", err, n, stderr)
+		}
+	})
 	_, stderr, err = run(t, 30*time.Second, "stage", "--step", "denoise", "--brokers", "127.0.0.1:1", "--kafka-sasl-user", "u")
 	if err == nil || !strings.Contains(stderr, "need --kafka-sasl-mechanism") {
 		t.Errorf("SASL user without mechanism: err %v, stderr:\n%s", err, stderr)
