@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,23 +36,28 @@ func Run(ctx context.Context, e Engine, name string, params map[string]string) (
 }
 
 // CheckNames fails with ErrNotFound, listing what exists, when the traces
-// hold nothing for workflow (or for its step, when step is not empty).
+// hold nothing for workflow (or for its step, when step is not empty). It
+// reads only the workflow's steps; every workflow is listed only when the
+// name is unknown.
 func CheckNames(ctx context.Context, e Engine, workflow, step string) error {
-	res, err := Run(ctx, e, QuerySteps, map[string]string{"workflow": ""})
-	if err != nil {
-		return err
+	var res *Result
+	if workflow != "" {
+		var err error
+		if res, err = Run(ctx, e, QuerySteps, map[string]string{"workflow": workflow}); err != nil {
+			return err
+		}
 	}
-	steps := map[string][]string{}
-	for i := range res.Rows {
-		w := res.String(i, "workflow")
-		steps[w] = append(steps[w], res.String(i, "step"))
-	}
-	if _, ok := steps[workflow]; !ok {
+	if res == nil || len(res.Rows) == 0 {
+		all, err := Run(ctx, e, QuerySteps, map[string]string{"workflow": ""})
+		if err != nil {
+			return err
+		}
 		var names []string
-		for w := range steps {
-			names = append(names, w)
+		for i := range all.Rows {
+			names = append(names, all.String(i, "workflow"))
 		}
 		sort.Strings(names)
+		names = slices.Compact(names)
 		have := "none yet: is the sink running (flexiflow sink)?"
 		if len(names) > 0 {
 			have = strings.Join(names, ", ")
@@ -61,12 +67,13 @@ func CheckNames(ctx context.Context, e Engine, workflow, step string) error {
 	if step == "" {
 		return nil
 	}
-	for _, s := range steps[workflow] {
-		if s == step {
+	steps := make([]string, len(res.Rows))
+	for i := range res.Rows {
+		if steps[i] = res.String(i, "step"); steps[i] == step {
 			return nil
 		}
 	}
-	return notFoundf("workflow %q has no step %q in its traces; its steps: %s", workflow, step, strings.Join(steps[workflow], ", "))
+	return notFoundf("workflow %q has no step %q in its traces; its steps: %s", workflow, step, strings.Join(steps, ", "))
 }
 
 // DriftParams are the drift query's inputs.
