@@ -62,7 +62,7 @@ func TestServedModelErrors(t *testing.T) {
 		{"no inputs", "        inputs: [{tensor: input-0, fields: [pixels]}]\n", "", "served.yaml:7:", "inputs is empty"},
 		{"bad datatype", "fields: [pixels]}", "fields: [pixels], datatype: FP8}", "served.yaml:11:", `input datatype "FP8" is not supported`},
 		{"bad reduce", "reduce: max", "reduce: mean", "served.yaml:14:", `reduce "mean" is not known`},
-		{"builtin fields on a served model", "        price_ms: 3\n", "        price_ms: 3\n        builtin: digits.knn\n", "", "builtin and options are for kind builtin"},
+		{"builtin fields on a served model", "        price_ms: 3\n", "        price_ms: 3\n        builtin: digits.knn\n", "served.yaml:16:", "builtin and options are for kind builtin"},
 		{"served fields on a builtin model", "kind: kserve-v2", "kind: builtin", "served.yaml:9:", "url is for served models; add `kind: kserve-v2`"},
 		{"negative price", "price_ms: 3", "price_ms: -1", "served.yaml:15:", "price_ms must not be negative"},
 		{"negative retries", "price_ms: 3", "price_ms: 3\n        retries: -1", "served.yaml:16:", "retries must not be negative"},
