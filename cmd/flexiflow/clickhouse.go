@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/sinks/clickhouse"
@@ -158,7 +159,7 @@ Example:
 	f.StringVar(&wfPath, "workflow", "", "workflow file (its name gives the traces topic)")
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port]")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz (ready while inserts succeed) on this host:port")
-	o.register(f.StringVar, f.IntVar, f.DurationVar)
+	o.register(f)
 	return cmd
 }
 
@@ -170,10 +171,10 @@ type sinkFlags struct {
 	chOpts    []clickhouse.Option // from the global ClickHouse flags
 }
 
-func (o *sinkFlags) register(str func(*string, string, string, string), num func(*int, string, int, string), dur func(*time.Duration, string, time.Duration, string)) {
-	str(&o.dsn, "clickhouse", "", dsnHelp)
-	num(&o.batchRows, "batch-rows", 5000, "insert once this many traces are pending")
-	dur(&o.flush, "flush-interval", time.Second, "insert pending traces at least this often")
+func (o *sinkFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&o.dsn, "clickhouse", "", dsnHelp)
+	f.IntVar(&o.batchRows, "batch-rows", 5000, "insert once this many traces are pending")
+	f.DurationVar(&o.flush, "flush-interval", time.Second, "insert pending traces at least this often")
 }
 
 // startSink connects to ClickHouse (waiting while it is unreachable, up to
