@@ -237,7 +237,15 @@ type backgroundSink struct {
 	where, workflow, windows string
 }
 
-func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, migrate bool, wait time.Duration, log *zap.Logger) (*backgroundSink, error) {
+// runSinkInBackground starts a sink with the default batching into dsn,
+// with the global ClickHouse flags, after applying the schema when migrate
+// is set.
+func runSinkInBackground(ctx context.Context, g *globals, wf *workflow.Workflow, kafka stream.Config, dsn string, migrate bool, log *zap.Logger) (*backgroundSink, error) {
+	chOpts, err := g.clickhouseOptions()
+	if err != nil {
+		return nil, err
+	}
+	o := sinkFlags{dsn: dsn, chOpts: chOpts}
 	if migrate {
 		n, err := openClickHouse(ctx, o.dsn, o.chOpts)
 		if err != nil {
@@ -249,7 +257,7 @@ func runSinkInBackground(ctx context.Context, wf *workflow.Workflow, kafka strea
 			return nil, fmt.Errorf("migrating ClickHouse at %s: %w", n.Where, err)
 		}
 	}
-	s, n, err := startSink(ctx, wf, kafka, o, wait, nil, log)
+	s, n, err := startSink(ctx, wf, kafka, o, g.connectTimeout, nil, log)
 	if err != nil {
 		return nil, err
 	}
@@ -496,12 +504,7 @@ func startDemoSink(ctx context.Context, g *globals, o *demo.Options, dsn string,
 		stop()
 		return nil, noop, err
 	}
-	chOpts, err := g.clickhouseOptions()
-	if err != nil {
-		stop()
-		return nil, noop, err
-	}
-	bs, err := runSinkInBackground(ctx, wf, kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second, chOpts: chOpts}, true, g.connectTimeout, log)
+	bs, err := runSinkInBackground(ctx, g, wf, kafka, dsn, true, log)
 	if err != nil {
 		stop()
 		return nil, noop, err
@@ -518,11 +521,7 @@ func startRunSink(ctx context.Context, g *globals, l *loaded, dsn string, log *z
 	if dsn == "" {
 		return nil, nil
 	}
-	chOpts, err := g.clickhouseOptions()
-	if err != nil {
-		return nil, err
-	}
-	bs, err := runSinkInBackground(ctx, l.wf, l.kafka, sinkFlags{dsn: dsn, batchRows: 5000, flush: time.Second, chOpts: chOpts}, false, g.connectTimeout, log)
+	bs, err := runSinkInBackground(ctx, g, l.wf, l.kafka, dsn, false, log)
 	if err != nil {
 		return nil, err
 	}
