@@ -169,9 +169,12 @@ func stripComments(doc string) string {
 
 // loadKustomization decodes dir/kustomization.yaml strictly, checks every
 // path it names exists, and decodes the resources (recursing into
-// directories) and patch files. Patches go to patches, not to m.
-func loadKustomization(t *testing.T, dir string, m, patches *manifests) *kustomization {
+// directories) and patch files. Patches go to patches, not to m. A
+// directory in loaded (an overlay's base, loaded on its own before) is not
+// decoded again; dir is added to it.
+func loadKustomization(t *testing.T, dir string, loaded map[string]bool, m, patches *manifests) *kustomization {
 	t.Helper()
+	loaded[filepath.Clean(dir)] = true
 	file := filepath.Join(dir, "kustomization.yaml")
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -193,9 +196,11 @@ func loadKustomization(t *testing.T, dir string, m, patches *manifests) *kustomi
 			t.Errorf("%s names %s: %v", file, r, err)
 			continue
 		}
-		if st.IsDir() {
-			loadKustomization(t, p, m, patches)
-		} else {
+		switch {
+		case st.IsDir() && loaded[filepath.Clean(p)]:
+		case st.IsDir():
+			loadKustomization(t, p, loaded, m, patches)
+		default:
 			m.decodeFile(t, p)
 		}
 	}
@@ -239,12 +244,15 @@ func newManifests() *manifests { return &manifests{files: map[string]int{}} }
 // what a deployment of the demo workflow needs.
 func TestKubernetesManifests(t *testing.T) {
 	wf := loadDemoWorkflow(t)
+	// The overlay's own files only: the base and the component it uses are
+	// decoded once, on their own.
+	loaded := map[string]bool{}
 	base, basePatches := newManifests(), newManifests()
-	loadKustomization(t, k8sBase, base, basePatches)
+	loadKustomization(t, k8sBase, loaded, base, basePatches)
 	keda := newManifests()
-	loadKustomization(t, k8sKEDA, keda, newManifests())
+	loadKustomization(t, k8sKEDA, loaded, keda, newManifests())
 	overlay, overlayPatches := newManifests(), newManifests()
-	ok := loadKustomization(t, k8sOverlay, overlay, overlayPatches)
+	ok := loadKustomization(t, k8sOverlay, loaded, overlay, overlayPatches)
 	if t.Failed() {
 		t.FailNow()
 	}
