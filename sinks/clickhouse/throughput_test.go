@@ -54,33 +54,15 @@ func measureSink(t *testing.T, e Engine, ins Inserter, n int) {
 	traces := demoShapedTraces(wf, n)
 	writeTraces(t, cfg, topic, traces)
 
-	s, err := NewSink(cfg, ins, SinkOptions{Topic: topic, BatchRows: 5000, FlushInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(sctx) }()
-	var start time.Time
-	for s.Stats().Inserted < int64(n) {
-		if start.IsZero() && !s.Stats().LastRecord.IsZero() {
-			start = time.Now()
-		}
-		time.Sleep(time.Millisecond)
-	}
-	took := time.Since(start)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("sink: %d traces from Kafka into chDB in %s: %.0f rows/s (%d flushes)", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), s.Stats().Flushes)
+	took, st := runSink(t, cfg, ins, SinkOptions{Topic: topic, BatchRows: 5000, FlushInterval: time.Second}, n)
+	t.Logf("sink: %d traces from Kafka into chDB in %s: %.0f rows/s (%d flushes)", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), st.Flushes)
 
 	rows := make([]Row, len(traces))
 	for i, tr := range traces {
 		tr.AttemptID += "/direct"
 		rows[i] = FromTrace(tr)
 	}
-	start = time.Now()
+	start := time.Now()
 	for i := 0; i < len(rows); i += 5000 {
 		if err := ins.Insert(ctx, rows[i:min(i+5000, len(rows))]); err != nil {
 			t.Fatal(err)
