@@ -113,17 +113,18 @@ func writeTraces(t *testing.T, cfg stream.Config, topic string, traces []*schema
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	recs := make([]*kgo.Record, 0, len(traces)+len(extra))
 	for _, tr := range traces {
 		v, err := codec.Encode(nil, tr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cl.Produce(context.Background(), &kgo.Record{Key: []byte(tr.BatchID), Value: v}, nil)
+		recs = append(recs, &kgo.Record{Key: []byte(tr.BatchID), Value: v})
 	}
 	for _, v := range extra {
-		cl.Produce(context.Background(), &kgo.Record{Value: v}, nil)
+		recs = append(recs, &kgo.Record{Value: v})
 	}
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatalf("producing to %s: %v", topic, err)
 	}
 }
