@@ -237,8 +237,8 @@ func checkDrift(t *testing.T, e Engine, wf string, traces []*schemas.Trace, batc
 	ctx := context.Background()
 	third := batches / 3
 	for _, step := range []string{"denoise", "classify"} {
-		refW, _ := ParseWindow("batches:0-"+itoa(third), time.Now())
-		recW, _ := ParseWindow("batches:"+itoa(2*third)+"-", time.Now())
+		refW, _ := ParseWindow("batches:0-"+strconv.Itoa(third), time.Now())
+		recW, _ := ParseWindow("batches:"+strconv.Itoa(2*third)+"-", time.Now())
 		res, err := DriftQuery(ctx, e, DriftParams{Workflow: wf, Step: step, Reference: refW, Recent: recW, Threshold: 0.2})
 		if err != nil {
 			t.Fatal(err)
@@ -302,8 +302,6 @@ func checkDrift(t *testing.T, e Engine, wf string, traces []*schemas.Trace, batc
 		}
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // period is one stretch of a step's history with one leader.
 type period struct {
