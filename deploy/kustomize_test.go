@@ -21,7 +21,7 @@ func render(t *testing.T, dir string) *manifests {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newManifests()
+	m := &manifests{}
 	m.decode(t, "kustomize build "+dir, b)
 	return m
 }
