@@ -167,9 +167,8 @@ func TestClickHouseCommands(t *testing.T) {
 
 	// The password can stay out of the DSN: from a file (a mounted secret)
 	// or the environment, the wrong one refused without being echoed.
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		real, _ := url.Parse(own)
-		password, _ := real.User.Password()
+	real, _ := url.Parse(own)
+	if password, ok := real.User.Password(); ok && password != "" {
 		u.User = url.User(u.User.Username())
 		bare := u.String()
 		pwFile := filepath.Join(t.TempDir(), "clickhouse-password")
