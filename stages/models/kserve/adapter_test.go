@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -159,5 +161,55 @@ func TestMappingErrors(t *testing.T) {
 	_, err = m.Predict(context.Background(), []models.Record{{"id": "c"}})
 	if err == nil || !strings.Contains(err.Error(), `record 0 (id "c") has no field "pixels"`) {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestBearerToken: a token from token_env or token_file is sent as
+// "Authorization: Bearer"; an empty variable fails the call and names it.
+func TestBearerToken(t *testing.T) {
+	var got atomic.Value
+	s := &stub{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization"))
+		if r.Method == http.MethodGet { // the readiness check
+			return
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FLEXIFLOW_TEST_TOKEN", " from-env ")
+	for _, tc := range []struct {
+		name string
+		set  func(*kserve.Config)
+		want string
+	}{
+		{"token_env", func(c *kserve.Config) { c.TokenEnv = "FLEXIFLOW_TEST_TOKEN" }, "Bearer from-env"},
+		{"token_file", func(c *kserve.Config) { c.TokenFile = file }, "Bearer from-file"},
+		{"none", func(*kserve.Config) {}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := stubModel(t, s, func(c *kserve.Config) { c.URL = srv.URL; tc.set(c) })
+			if _, err := m.Predict(context.Background(), oneImage()); err != nil {
+				t.Fatal(err)
+			}
+			if h := got.Load(); h != tc.want {
+				t.Errorf("Authorization %q, want %q", h, tc.want)
+			}
+			if err := m.Ready(context.Background()); err != nil {
+				t.Fatalf("ready: %v", err)
+			}
+			if h := got.Load(); h != tc.want {
+				t.Errorf("Authorization on the readiness check %q, want %q", h, tc.want)
+			}
+		})
+	}
+	t.Setenv("FLEXIFLOW_TEST_TOKEN", "")
+	m := stubModel(t, s, func(c *kserve.Config) { c.URL = srv.URL; c.TokenEnv = "FLEXIFLOW_TEST_TOKEN" })
+	if _, err := m.Predict(context.Background(), oneImage()); err == nil || !strings.Contains(err.Error(), "FLEXIFLOW_TEST_TOKEN (token_env) is empty") {
+		t.Errorf("error %v, want the empty variable named", err)
 	}
 }

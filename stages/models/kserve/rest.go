@@ -93,12 +93,8 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		return nil, fmt.Errorf("building the request for %s: %w", r.infer, err)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	if r.token != nil {
-		tok, err := r.token()
-		if err != nil {
-			return nil, err
-		}
-		hreq.Header.Set("Authorization", "Bearer "+tok)
+	if err := r.authorize(hreq); err != nil {
+		return nil, err
 	}
 	resp, err := r.http.Do(hreq)
 	if err != nil {
@@ -225,12 +221,8 @@ func (r *restClient) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r.token != nil {
-		tok, err := r.token()
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
+	if err := r.authorize(req); err != nil {
+		return err
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
@@ -241,6 +233,19 @@ func (r *restClient) Ready(ctx context.Context) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("GET %s: %s: %s", r.ready, resp.Status, snippet(b))
 	}
+	return nil
+}
+
+// authorize sets the bearer token on req, when the model has one.
+func (r *restClient) authorize(req *http.Request) error {
+	if r.token == nil {
+		return nil
+	}
+	tok, err := r.token()
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	return nil
 }
 
