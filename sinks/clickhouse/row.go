@@ -54,36 +54,30 @@ var Columns = []string{
 // FromTrace converts a trace into its row. Negative or oversized counts
 // (which the stages never write) are clamped to the column types.
 func FromTrace(t *schemas.Trace) Row {
+	as, es, fs := t.Assertions, t.Estimates, t.Features
 	r := Row{
 		AttemptID: t.AttemptID, BatchID: t.BatchID, Workflow: t.Workflow, Step: t.Step, Model: t.Model,
 		RankPosition: uint8(clamp(int64(t.RankPosition), 255)), Attempt: uint16(clamp(int64(t.Attempt), 65535)),
 		Tried: nonNil(t.Tried), Ts: time.UnixMicro(t.TsUs).UTC(), LatencyUs: uint64(clamp(t.LatencyUs, 1<<62)),
 		Records: uint32(clamp(int64(t.Records), 1<<31)), RecordsPassed: uint32(clamp(int64(t.RecordsPassed), 1<<31)),
 		Verdict: t.Verdict, Error: t.Error, Outcome: t.Outcome, Leader: t.Leader,
-		AssertionNames: []string{}, AssertionFailed: []uint32{},
-		EstimateModels: []string{}, EstimatePass: []float64{}, EstimateCostMs: []float64{}, EstimateScore: []float64{}, EstimatePulls: []float64{},
-		FeatureNames: []string{}, FeatureCount: []uint64{}, FeatureMean: []float64{}, FeatureVariance: []float64{},
-		FeatureMin: []float64{}, FeatureMax: []float64{}, FeatureQuantiles: [][]float64{},
+		AssertionNames: make([]string, len(as)), AssertionFailed: make([]uint32, len(as)),
+		EstimateModels: make([]string, len(es)), EstimatePass: make([]float64, len(es)), EstimateCostMs: make([]float64, len(es)),
+		EstimateScore: make([]float64, len(es)), EstimatePulls: make([]float64, len(es)),
+		FeatureNames: make([]string, len(fs)), FeatureCount: make([]uint64, len(fs)), FeatureMean: make([]float64, len(fs)),
+		FeatureVariance: make([]float64, len(fs)), FeatureMin: make([]float64, len(fs)), FeatureMax: make([]float64, len(fs)),
+		FeatureQuantiles: make([][]float64, len(fs)),
 	}
-	for _, a := range t.Assertions {
-		r.AssertionNames = append(r.AssertionNames, a.Name)
-		r.AssertionFailed = append(r.AssertionFailed, uint32(clamp(int64(a.Failed), 1<<31)))
+	for i, a := range as {
+		r.AssertionNames[i], r.AssertionFailed[i] = a.Name, uint32(clamp(int64(a.Failed), 1<<31))
 	}
-	for _, e := range t.Estimates {
-		r.EstimateModels = append(r.EstimateModels, e.Model)
-		r.EstimatePass = append(r.EstimatePass, e.PassProb)
-		r.EstimateCostMs = append(r.EstimateCostMs, e.CostMs)
-		r.EstimateScore = append(r.EstimateScore, e.Score)
-		r.EstimatePulls = append(r.EstimatePulls, e.Pulls)
+	for i, e := range es {
+		r.EstimateModels[i], r.EstimatePass[i], r.EstimateCostMs[i], r.EstimateScore[i], r.EstimatePulls[i] = e.Model, e.PassProb, e.CostMs, e.Score, e.Pulls
 	}
-	for _, f := range t.Features {
-		r.FeatureNames = append(r.FeatureNames, f.Name)
-		r.FeatureCount = append(r.FeatureCount, uint64(clamp(f.Count, 1<<62)))
-		r.FeatureMean = append(r.FeatureMean, f.Mean)
-		r.FeatureVariance = append(r.FeatureVariance, f.Variance)
-		r.FeatureMin = append(r.FeatureMin, f.Min)
-		r.FeatureMax = append(r.FeatureMax, f.Max)
-		r.FeatureQuantiles = append(r.FeatureQuantiles, append([]float64{}, f.Quantiles...))
+	for i, f := range fs {
+		r.FeatureNames[i], r.FeatureCount[i], r.FeatureMean[i] = f.Name, uint64(clamp(f.Count, 1<<62)), f.Mean
+		r.FeatureVariance[i], r.FeatureMin[i], r.FeatureMax[i] = f.Variance, f.Min, f.Max
+		r.FeatureQuantiles[i] = append([]float64{}, f.Quantiles...)
 	}
 	return r
 }

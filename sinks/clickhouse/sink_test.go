@@ -159,3 +159,13 @@ func TestRowsFromTraces(t *testing.T) {
 		t.Errorf("%d columns", got)
 	}
 }
+
+// BenchmarkFromTrace converts one demo-shaped trace, the sink's per-row work
+// besides decoding.
+func BenchmarkFromTrace(b *testing.B) {
+	tr := demoShapedTraces("w", 1)[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = FromTrace(tr)
+	}
+}
