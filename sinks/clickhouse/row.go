@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"encoding/json"
+	"reflect"
 	"time"
 
 	"github.com/flexiflow/flexiflow/schemas"
@@ -42,14 +43,16 @@ type Row struct {
 	FeatureQuantiles [][]float64 `ch:"feature_quantiles" json:"feature_quantiles"`
 }
 
-// Columns are the traces columns a Row fills, in insert order.
-var Columns = []string{
-	"attempt_id", "batch_id", "workflow", "step", "model", "rank_position", "attempt", "tried", "ts",
-	"latency_us", "records", "records_passed", "verdict", "error", "outcome", "leader",
-	"assertion_names", "assertion_failed",
-	"estimate_models", "estimate_pass", "estimate_cost_ms", "estimate_score", "estimate_pulls",
-	"feature_names", "feature_count", "feature_mean", "feature_variance", "feature_min", "feature_max", "feature_quantiles",
-}
+// Columns are the traces columns a Row fills, in insert order: its fields'
+// ch tags.
+var Columns = func() []string {
+	t := reflect.TypeFor[Row]()
+	out := make([]string, t.NumField())
+	for i := range out {
+		out[i] = t.Field(i).Tag.Get("ch")
+	}
+	return out
+}()
 
 // FromTrace converts a trace into its row. Negative or oversized counts
 // (which the stages never write) are clamped to the column types.
