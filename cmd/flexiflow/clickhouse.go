@@ -91,10 +91,12 @@ Examples:
 	return cmd
 }
 
-// openClickHouse connects to the DSN and checks the schema version.
+var errNoDSN = errors.New("--clickhouse is required: give clickhouse://USER:PASSWORD@HOST:9000/DATABASE (or set FLEXIFLOW_CLICKHOUSE)")
+
+// openClickHouse connects to the DSN.
 func openClickHouse(ctx context.Context, dsn string, opts []clickhouse.Option) (*clickhouse.Native, error) {
 	if dsn == "" {
-		return nil, errors.New("--clickhouse is required: give clickhouse://USER:PASSWORD@HOST:9000/DATABASE (or set FLEXIFLOW_CLICKHOUSE)")
+		return nil, errNoDSN
 	}
 	return clickhouse.OpenNative(ctx, dsn, opts...)
 }
@@ -183,7 +185,7 @@ func (o *sinkFlags) register(f *pflag.FlagSet) {
 // none), and its ClickHouse connection, for the caller to close.
 func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, o sinkFlags, wait time.Duration, reg *prometheus.Registry, log *zap.Logger) (*clickhouse.Sink, *clickhouse.Native, error) {
 	if o.dsn == "" {
-		return nil, nil, errors.New("--clickhouse is required: give clickhouse://USER:PASSWORD@HOST:9000/DATABASE (or set FLEXIFLOW_CLICKHOUSE)")
+		return nil, nil, errNoDSN
 	}
 	n, err := clickhouse.DialNative(ctx, o.dsn, wait, log, o.chOpts...)
 	if err != nil {
