@@ -120,12 +120,14 @@ func (m *Model) Predict(ctx context.Context, in []models.Record) ([]models.Recor
 	if len(in) == 0 {
 		return []models.Record{}, nil
 	}
-	if err := m.breaker.allow(); err != nil {
+	probe, err := m.breaker.allow()
+	if err != nil {
 		return nil, fmt.Errorf("served model %s at %s: %w", m.cfg.Model, m.cfg.URL, err)
 	}
 	inputs, err := buildInputs(m.cfg.Inputs, in)
 	if err != nil {
 		// The batch does not fit the mapping; the server is not to blame.
+		m.breaker.abandon(probe)
 		return nil, fmt.Errorf("mapping the batch to %s's input tensors: %w", m.cfg.Model, err)
 	}
 	if m.sem != nil {
@@ -133,6 +135,7 @@ func (m *Model) Predict(ctx context.Context, in []models.Record) ([]models.Recor
 		case m.sem <- struct{}{}:
 			defer func() { <-m.sem }()
 		case <-ctx.Done():
+			m.breaker.abandon(probe)
 			return nil, fmt.Errorf("waiting for one of %s's %d concurrent call slots: %w", m.cfg.Model, m.cfg.MaxConcurrency, ctx.Err())
 		}
 	}
@@ -140,6 +143,7 @@ func (m *Model) Predict(ctx context.Context, in []models.Record) ([]models.Recor
 	tensors, err := m.call(ctx, id, inputs)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			m.breaker.abandon(probe)
 			return nil, err // the stage is stopping: not the model's fault
 		}
 		if m.breaker.failure(err) {
@@ -208,22 +212,38 @@ type breaker struct {
 	last      error
 }
 
-func (b *breaker) allow() error {
+// allow lets a call through, or refuses it while the circuit is open. The
+// one call let through after the cool-down is the probe: its outcome is
+// recorded by failure or success, or, if it ends without reaching the
+// server, handed back with abandon so that the next call probes instead.
+func (b *breaker) allow() (probe bool, err error) {
 	if b.threshold < 0 {
-		return nil
+		return false, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.openSince.IsZero() {
-		return nil
+		return false, nil
 	}
 	now := b.now()
 	if now.Before(b.retryAt) || b.probing {
-		return fmt.Errorf("%w: model down since %s after %d consecutive failures (last: %v); retrying after %s",
+		return false, fmt.Errorf("%w: model down since %s after %d consecutive failures (last: %v); retrying after %s",
 			ErrCircuitOpen, b.openSince.UTC().Format(time.RFC3339), b.failures, b.last, b.retryAt.UTC().Format(time.RFC3339))
 	}
 	b.probing = true // half-open: this call probes
-	return nil
+	return true, nil
+}
+
+// abandon releases the probe of a call that ended before the server could
+// answer (its batch did not fit the mapping, or the stage is stopping);
+// without it the circuit would stay open for good.
+func (b *breaker) abandon(probe bool) {
+	if !probe {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.probing = false
 }
 
 // failure records a failed call and reports whether the circuit opened.

@@ -3,6 +3,7 @@ package kserve_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -211,5 +212,46 @@ func TestBearerToken(t *testing.T) {
 	m := stubModel(t, s, func(c *kserve.Config) { c.URL = srv.URL; c.TokenEnv = "FLEXIFLOW_TEST_TOKEN" })
 	if _, err := m.Predict(context.Background(), oneImage()); err == nil || !strings.Contains(err.Error(), "FLEXIFLOW_TEST_TOKEN (token_env) is empty") {
 		t.Errorf("error %v, want the empty variable named", err)
+	}
+}
+
+// TestBreakerProbeNotLost: after the cool-down the first call probes the
+// server. A probe that ends before the server could answer (its batch does
+// not fit the mapping, or the stage stops) must hand the probe on to the
+// next call instead of leaving the circuit open for good.
+func TestBreakerProbeNotLost(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	s := &stub{fail: 1 << 30, code: 503}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	m, err := kserve.New(kserve.Config{Name: "stub", URL: srv.URL, Model: "stub", BreakerFailures: 1, BreakerCooldown: 10 * time.Second,
+		Inputs:  []kserve.Input{{Tensor: "x", Fields: []string{"pixels"}}},
+		Outputs: []kserve.Output{{Tensor: "predict", Field: "predicted"}}},
+		kserve.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if _, err := m.Predict(context.Background(), oneImage()); err == nil || errors.Is(err, kserve.ErrCircuitOpen) {
+		t.Fatalf("first call: %v, want the 503", err)
+	}
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		recs []models.Record
+	}{
+		{"a batch that does not fit", context.Background(), []models.Record{{"id": "x"}}},
+		{"a stopping stage", stopped, oneImage()},
+	} {
+		now = now.Add(11 * time.Second)
+		if _, err := m.Predict(tc.ctx, tc.recs); err == nil || errors.Is(err, kserve.ErrCircuitOpen) {
+			t.Fatalf("%s: %v, want it to be let through as the probe", tc.name, err)
+		}
+		calls := s.calls.Load()
+		if _, err := m.Predict(context.Background(), oneImage()); err == nil || errors.Is(err, kserve.ErrCircuitOpen) || s.calls.Load() != calls+1 {
+			t.Fatalf("after %s: %v, want the next call to probe the server", tc.name, err)
+		}
 	}
 }
