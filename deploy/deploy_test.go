@@ -162,30 +162,26 @@ func checkInvocation(t *testing.T, where string, args []string, env, shared map[
 		}
 		given[name] = val
 	}
-	for k, v := range env {
-		if !strings.HasPrefix(k, "FLEXIFLOW_") || tree.secretEnv[k] {
-			continue
-		}
-		name := envFlag(k)
-		if !c.flags[name] {
-			t.Errorf("%s: environment %s sets --%s, which flexiflow %s does not have", where, k, name, sub)
-			continue
-		}
-		if _, ok := given[name]; !ok {
-			given[name] = v
-		}
-	}
-	for k, v := range shared {
-		if !strings.HasPrefix(k, "FLEXIFLOW_") || tree.secretEnv[k] {
-			continue
-		}
-		name := envFlag(k)
-		if !tree.anyFlag(name) {
-			t.Errorf("%s: shared setting %s sets --%s, which no flexiflow command has", where, k, name)
-			continue
-		}
-		if _, ok := given[name]; !ok && c.flags[name] {
-			given[name] = v
+	// The pod's own variables first: they win over the shared ones.
+	for _, layer := range []struct {
+		vars   map[string]string
+		shared bool
+	}{{env, false}, {shared, true}} {
+		for k, v := range layer.vars {
+			if !strings.HasPrefix(k, "FLEXIFLOW_") || tree.secretEnv[k] {
+				continue
+			}
+			name := envFlag(k)
+			switch {
+			case c.flags[name]:
+				if _, ok := given[name]; !ok {
+					given[name] = v
+				}
+			case !layer.shared:
+				t.Errorf("%s: environment %s sets --%s, which flexiflow %s does not have", where, k, name, sub)
+			case !tree.anyFlag(name):
+				t.Errorf("%s: shared setting %s sets --%s, which no flexiflow command has", where, k, name)
+			}
 		}
 	}
 	for _, r := range c.required {
