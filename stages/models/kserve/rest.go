@@ -67,10 +67,19 @@ type jsonRequest struct {
 }
 
 type jsonResponse struct {
-	ModelName    string            `json:"model_name"`
-	ModelVersion string            `json:"model_version"`
-	Outputs      []json.RawMessage `json:"outputs"`
-	Error        string            `json:"error"`
+	ModelName    string          `json:"model_name"`
+	ModelVersion string          `json:"model_version"`
+	Outputs      []jsonOutTensor `json:"outputs"`
+	Error        string          `json:"error"`
+}
+
+// jsonOutTensor is an output tensor as the response carries it; its data,
+// nested arrays of numbers, bools or strings, is decoded by datatype.
+type jsonOutTensor struct {
+	Name     string          `json:"name"`
+	Shape    []int64         `json:"shape"`
+	Datatype string          `json:"datatype"`
+	Data     json.RawMessage `json:"data"`
 }
 
 func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*tensor, error) {
@@ -129,8 +138,8 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		return nil, fmt.Errorf("POST %s: the response is not Open Inference Protocol JSON (%v): %s", r.infer, jerr, snippet(data))
 	}
 	out := make([]*tensor, 0, len(jr.Outputs))
-	for i, raw := range jr.Outputs {
-		t, err := decodeJSONTensor(raw)
+	for i, jt := range jr.Outputs {
+		t, err := decodeJSONTensor(jt)
 		if err != nil {
 			return nil, fmt.Errorf("POST %s: output %d: %w", r.infer, i, err)
 		}
@@ -139,16 +148,7 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 	return out, nil
 }
 
-func decodeJSONTensor(raw json.RawMessage) (*tensor, error) {
-	var jt struct {
-		Name     string          `json:"name"`
-		Shape    []int64         `json:"shape"`
-		Datatype string          `json:"datatype"`
-		Data     json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &jt); err != nil {
-		return nil, fmt.Errorf("not a tensor: %w", err)
-	}
+func decodeJSONTensor(jt jsonOutTensor) (*tensor, error) {
 	t := &tensor{Name: jt.Name, Datatype: strings.ToUpper(jt.Datatype), Shape: jt.Shape}
 	dec := json.NewDecoder(bytes.NewReader(jt.Data))
 	dec.UseNumber()
