@@ -80,7 +80,11 @@ func (e *chdbEngine) call(req map[string]any) (*chdbAnswer, error) {
 		return nil, fmt.Errorf("chDB bridge answered %q: %w", line, err)
 	}
 	if !a.OK {
-		return nil, fmt.Errorf("chDB: %s", a.Error)
+		err := fmt.Errorf("chDB: %s", a.Error)
+		if strings.Contains(a.Error, "(UNKNOWN_TABLE)") { // chDB's errors are text only
+			err = unknownTable{err}
+		}
+		return nil, err
 	}
 	return &a, nil
 }

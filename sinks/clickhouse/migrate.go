@@ -73,7 +73,7 @@ func SchemaVersion(ctx context.Context, e Engine) (uint32, error) {
 func CheckSchema(ctx context.Context, e Engine) error {
 	v, err := SchemaVersion(ctx, e)
 	if err != nil {
-		if isUnknownTable(err) {
+		if errors.Is(err, ErrUnknownTable) {
 			return fmt.Errorf("%w: no FlexiFlow tables in this database (schema version 0, expected %d); run: flexiflow migrate --clickhouse DSN",
 				ErrSchemaOutdated, LatestVersion())
 		}
@@ -83,12 +83,6 @@ func CheckSchema(ctx context.Context, e Engine) error {
 		return fmt.Errorf("%w: schema version %d, expected %d; run: flexiflow migrate --clickhouse DSN", ErrSchemaOutdated, v, LatestVersion())
 	}
 	return nil
-}
-
-func isUnknownTable(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "UNKNOWN_TABLE") || strings.Contains(s, "code: 60,") || strings.Contains(s, "Code: 60.") ||
-		strings.Contains(s, "doesn't exist") || strings.Contains(s, "does not exist")
 }
 
 func firstLine(s string) string {

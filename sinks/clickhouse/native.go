@@ -24,7 +24,17 @@ import (
 var (
 	ErrAuth        = errors.New("login refused")
 	ErrUnreachable = errors.New("server unreachable")
+	// ErrUnknownTable: a statement names a table the database lacks (for
+	// FlexiFlow's tables: the schema was never migrated). It leaves the
+	// message as it is; test with errors.Is.
+	ErrUnknownTable = errors.New("unknown table")
 )
+
+// unknownTable marks an error as ErrUnknownTable without changing its text.
+type unknownTable struct{ error }
+
+func (e unknownTable) Unwrap() error      { return e.error }
+func (unknownTable) Is(target error) bool { return target == ErrUnknownTable }
 
 // Native is an Engine and Inserter on a ClickHouse server through
 // clickhouse-go/v2 (native protocol, or HTTP with an http:// DSN).
@@ -203,7 +213,7 @@ func (n *Native) explain(err error) error {
 		case 81: // UNKNOWN_DATABASE
 			return fmt.Errorf("ClickHouse at %s: %w; create the database (CREATE DATABASE …) or name an existing one in the DSN", n.Where, err)
 		case 60: // UNKNOWN_TABLE
-			return fmt.Errorf("ClickHouse at %s: %w; run: flexiflow migrate --clickhouse DSN", n.Where, err)
+			return unknownTable{fmt.Errorf("ClickHouse at %s: %w; run: flexiflow migrate --clickhouse DSN", n.Where, err)}
 		}
 		return fmt.Errorf("ClickHouse at %s: %w", n.Where, err)
 	}

@@ -186,6 +186,9 @@ func TestMigrationScriptRunsInChDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
+	if err := CheckSchema(ctx, ch); !errors.Is(err, ErrSchemaOutdated) {
+		t.Fatalf("empty database: %v, want ErrSchemaOutdated", err)
+	}
 	for _, s := range SplitStatements(script) {
 		if err := ch.Exec(ctx, s); err != nil {
 			t.Fatalf("%s: %v", firstLine(s), err)
