@@ -22,11 +22,11 @@ const (
 	ReduceRow    = "row"    // the whole row, as an array field
 )
 
-// Datatypes the adapter sends and reads.
+// Datatypes the adapter sends (it reads every datatype of the protocol),
+// and the reductions an Output may name.
 var (
-	InputDatatypes  = []string{"FP32", "FP64", "INT32", "INT64"}
-	OutputDatatypes = []string{"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP32", "FP64", "BYTES"}
-	Reductions      = []string{"max", "argmax", "row"}
+	InputDatatypes = []string{"FP32", "FP64", "INT32", "INT64"}
+	Reductions     = []string{"max", "argmax", "row"}
 )
 
 // Defaults for the options a Config leaves at zero.

@@ -67,10 +67,8 @@ type jsonRequest struct {
 }
 
 type jsonResponse struct {
-	ModelName    string          `json:"model_name"`
-	ModelVersion string          `json:"model_version"`
-	Outputs      []jsonOutTensor `json:"outputs"`
-	Error        string          `json:"error"`
+	Outputs []jsonOutTensor `json:"outputs"`
+	Error   string          `json:"error"`
 }
 
 // jsonOutTensor is an output tensor as the response carries it; its data,
