@@ -107,14 +107,16 @@ func applyOutputs(maps []Output, got []*tensor, out []models.Record) error {
 	n := int64(len(out))
 	for _, m := range maps {
 		var t *tensor
-		var names []string
 		for _, g := range got {
-			names = append(names, g.Name)
 			if g.Name == m.Tensor {
 				t = g
 			}
 		}
 		if t == nil {
+			var names []string
+			for _, g := range got {
+				names = append(names, g.Name)
+			}
 			return fmt.Errorf("the response has no output tensor %q (it has: %s); request an output the model has in outputs", m.Tensor, strings.Join(names, ", "))
 		}
 		elems := int64(1)
