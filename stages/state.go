@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/bandit"
-	"github.com/flexiflow/flexiflow/stream"
 )
 
 // The policy's learned state travels in the workflow's compacted state
@@ -36,15 +35,10 @@ func (s *Stage) stateRecord() *kgo.Record {
 	return &kgo.Record{Topic: s.step.Workflow.Topics.State, Key: []byte(s.step.Spec.Name), Value: b}
 }
 
-// stateEnds lists, per partition of the state topic that holds committed
-// records, its last stable offset. An empty map means nothing was saved.
-func stateEnds(ctx context.Context, cfg stream.Config, topic string) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(cfg.ClientOpts()...)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+// committedRange lists, per partition of the state topic that holds
+// committed records, where its records start and its last stable offset.
+// An empty map means nothing was saved.
+func committedRange(ctx context.Context, adm *kadm.Client, topic string) (map[int32][2]int64, error) {
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
@@ -53,16 +47,16 @@ func stateEnds(ctx context.Context, cfg stream.Config, topic string) (map[int32]
 	if err != nil {
 		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
 	}
-	ends := map[int32]int64{}
+	ranges := map[int32][2]int64{}
 	lsos.Each(func(o kadm.ListedOffset) {
 		if o.Err != nil || o.Partition < 0 {
 			return
 		}
 		if st, ok := starts.Lookup(topic, o.Partition); ok && st.Err == nil && o.Offset > st.Offset {
-			ends[o.Partition] = o.Offset
+			ranges[o.Partition] = [2]int64{st.Offset, o.Offset}
 		}
 	})
-	return ends, nil
+	return ranges, nil
 }
 
 // restore loads the latest saved state for this step, if any.
@@ -72,22 +66,26 @@ func (s *Stage) restore(ctx context.Context) error {
 		return nil
 	}
 	topic := s.step.Workflow.Topics.State
-	ends, err := stateEnds(ctx, s.kafka, topic)
-	if err != nil {
-		return err
-	}
-	if len(ends) == 0 {
-		return nil // nothing saved yet: start from the prior at once
-	}
-	cl, err := kgo.NewClient(append(s.kafka.ClientOpts(),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)...)
+	// One client lists the state topic's committed range, then reads just
+	// the partitions that hold records, from their start.
+	cl, err := kgo.NewClient(append(s.kafka.ClientOpts(), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	ranges, err := committedRange(ctx, kadm.NewClient(cl), topic)
+	if err != nil {
+		return err
+	}
+	if len(ranges) == 0 {
+		return nil // nothing saved yet: start from the prior at once
+	}
+	from := map[int32]kgo.Offset{}
+	ends := map[int32]int64{}
+	for p, r := range ranges {
+		from[p], ends[p] = kgo.NewOffset().At(r[0]), r[1]
+	}
+	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})
 	var latest []byte
 	var fetchErr error
 	deadline := time.Now().Add(10 * time.Second)
