@@ -35,13 +35,18 @@ func (r *Result) Write(w io.Writer, format string) error {
 	return fmt.Errorf("unknown output format %q: use table, json or csv", format)
 }
 
-func (r *Result) writeTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+// names are the column names, the header of the table and CSV forms.
+func (r *Result) names() []string {
 	names := make([]string, len(r.Columns))
 	for i, c := range r.Columns {
 		names[i] = c.Name
 	}
-	fmt.Fprintln(tw, strings.Join(names, "\t"))
+	return names
+}
+
+func (r *Result) writeTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(r.names(), "\t"))
 	for _, row := range r.Rows {
 		cells := make([]string, len(row))
 		for i, v := range row {
@@ -54,11 +59,7 @@ func (r *Result) writeTable(w io.Writer) error {
 
 func (r *Result) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	names := make([]string, len(r.Columns))
-	for i, c := range r.Columns {
-		names[i] = c.Name
-	}
-	if err := cw.Write(names); err != nil {
+	if err := cw.Write(r.names()); err != nil {
 		return err
 	}
 	for _, row := range r.Rows {
