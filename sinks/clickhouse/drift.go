@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/flexiflow/flexiflow/schemas"
@@ -65,14 +66,8 @@ func FeatureDrift(feature string, ref, recent []schemas.FeatureSummary) DriftSta
 	for i := range edges {
 		edges[i] /= float64(len(ref))
 	}
-	sort.Float64s(edges)
-	uniq := edges[:1]
-	for _, e := range edges[1:] {
-		if e != uniq[len(uniq)-1] {
-			uniq = append(uniq, e)
-		}
-	}
-	edges = uniq
+	slices.Sort(edges)
+	edges = slices.Compact(edges)
 	mixture := func(fs []schemas.FeatureSummary) (cdf []float64, mean float64) {
 		cdf = make([]float64, len(edges))
 		var n float64
