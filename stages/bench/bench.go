@@ -151,6 +151,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		v := medians[name]
 		v.PacedBatchesPerS, v.LatencyP50Ms, v.LatencyP99Ms = lv.PacedBatchesPerS, lv.LatencyP50Ms, lv.LatencyP99Ms
+		medians[name] = v
 		o.Progress(fmt.Sprintf("%s: p50 %.1f ms, p99 %.1f ms at %.0f batches/s", name, v.LatencyP50Ms, v.LatencyP99Ms, v.PacedBatchesPerS))
 		rep.Variants = append(rep.Variants, v)
 	}
@@ -158,14 +159,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	noop, okNoop := medians["stage-noop"]
 	if okRaw && okNoop && raw.BatchesPerSecond > 0 {
 		rep.Ratio = noop.BatchesPerSecond / raw.BatchesPerSecond
-		for _, v := range rep.Variants {
-			switch v.Name {
-			case "raw":
-				rep.AddedP99Ms -= v.LatencyP99Ms
-			case "stage-noop":
-				rep.AddedP99Ms += v.LatencyP99Ms
-			}
-		}
+		rep.AddedP99Ms = noop.LatencyP99Ms - raw.LatencyP99Ms
 	}
 	return rep, nil
 }
@@ -218,7 +212,7 @@ type setup struct {
 	topics  []string
 	make    func(i int) ([]byte, error) // encoded batch i
 	run     func(ctx context.Context, consumer int) error
-	txns    atomic.Int64 // transactions committed by the consumers
+	commits func() int64 // transactions the consumers committed so far
 }
 
 // runVariant drains a backlog of o.Batches through a fresh copy of variant
@@ -284,7 +278,7 @@ func runVariant(ctx context.Context, o Options, name string, rate float64, paceM
 		time.Sleep(10 * time.Millisecond)
 	}
 	t1, n1 := time.Now(), reader.count()
-	cpu0, txn0 := cpuSeconds(), s.txns.Load()
+	cpu0, txn0 := cpuSeconds(), s.commits()
 	if n1 > o.Batches/2 { // a backlog this small is mostly gone already: count it all
 		o.Progress(fmt.Sprintf("%s: %d of %d batches were done before the group was stable; counting from the start (use more --batches)", name, n1, o.Batches))
 		t1, n1, cpu0, txn0 = start, 0, cpuStart, 0
@@ -295,7 +289,7 @@ func runVariant(ctx context.Context, o Options, name string, rate float64, paceM
 	elapsed := time.Since(t1).Seconds()
 	done := float64(o.Batches - n1)
 	cpu := cpuSeconds() - cpu0
-	txns := s.txns.Load() - txn0
+	txns := s.commits() - txn0
 	if err := stopProfile(); err != nil {
 		return nil, err
 	}
@@ -416,7 +410,8 @@ func rawSetup(o Options, prefix string) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &setup{in: prefix + ".in", out: prefix + ".out", group: prefix, make: mk}
+	var commits atomic.Int64
+	s := &setup{in: prefix + ".in", out: prefix + ".out", group: prefix, make: mk, commits: commits.Load}
 	s.topics = []string{s.in, s.out}
 	s.run = func(ctx context.Context, c int) error {
 		sess, err := kgo.NewGroupTransactSession(append(o.Kafka.ClientOpts(),
@@ -445,7 +440,7 @@ func rawSetup(o Options, prefix string) (*setup, error) {
 			if _, err := sess.End(context.WithoutCancel(ctx), kgo.TryCommit); err != nil {
 				return err
 			}
-			s.txns.Add(1)
+			commits.Add(1)
 		}
 	}
 	return s, nil
@@ -514,27 +509,28 @@ func stageSetup(o Options, step *stages.Step, mk func(int) ([]byte, error)) *set
 	spec := step.Spec
 	s := &setup{in: spec.Topics.In, out: spec.Output, dlq: spec.Topics.DLQ, group: spec.Group, make: mk,
 		topics: []string{spec.Topics.In, spec.Topics.Retry, spec.Topics.DLQ, spec.Output, wf.Topics.Traces, wf.Topics.State}}
+	var (
+		mu      sync.Mutex
+		running []*stages.Stage
+	)
 	s.run = func(ctx context.Context, c int) error {
 		st, err := stages.NewStage(step, o.Kafka, stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("bench-%d", c)))
 		if err != nil {
 			return err
 		}
-		go func() { // count transactions for the report
-			t := time.NewTicker(20 * time.Millisecond)
-			defer t.Stop()
-			var last int64
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					n := st.Snapshot().Commits
-					s.txns.Add(n - last)
-					last = n
-				}
-			}
-		}()
+		mu.Lock()
+		running = append(running, st)
+		mu.Unlock()
 		return st.Run(ctx)
+	}
+	s.commits = func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		var n int64
+		for _, st := range running {
+			n += st.Snapshot().Commits
+		}
+		return n
 	}
 	return s
 }

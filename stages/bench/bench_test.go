@@ -25,6 +25,9 @@ func TestRunMeasuresEveryVariant(t *testing.T) {
 				if v.Batches != 60 || !(v.BatchesPerSecond > 0) || !(v.LatencyP99Ms >= v.LatencyP50Ms) || v.LatencyP50Ms <= 0 {
 					t.Errorf("%s: implausible figures %+v", v.Name, v)
 				}
+				if !(v.BatchesPerTxn >= 1) {
+					t.Errorf("%s: %v batches per transaction; every transaction carries at least one", v.Name, v.BatchesPerTxn)
+				}
 			}
 			if !(rep.Ratio > 0) {
 				t.Errorf("ratio %v", rep.Ratio)
