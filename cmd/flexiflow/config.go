@@ -243,8 +243,6 @@ func readConfigFile(path string, root *cobra.Command) (map[string]setting, error
 			errs = append(errs, fmt.Errorf("%s:%d: unknown setting %q: keys are flag names without dashes, e.g. %s", path, key.Line, key.Value, examples(known)))
 		case key.Value == "config":
 			errs = append(errs, fmt.Errorf("%s:%d: a config file cannot name another config file", path, key.Line))
-		case strings.Contains(key.Value, "password") || strings.Contains(key.Value, "secret"):
-			errs = append(errs, fmt.Errorf("%s:%d: %q does not belong in a config file", path, key.Line, key.Value))
 		default:
 			if _, dup := out[key.Value]; dup {
 				errs = append(errs, fmt.Errorf("%s:%d: %q is set twice", path, key.Line, key.Value))

@@ -28,6 +28,12 @@ create-topics: false
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Where secrets live is configuration, not a secret: a file may name
+	// the password files (mounted secrets) for every role.
+	secretPaths := filepath.Join(dir, "secrets.yaml")
+	if err := os.WriteFile(secretPaths, []byte("kafka-sasl-password-file: /run/secrets/kafka\nclickhouse-password-file: /run/secrets/clickhouse\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		args   []string
@@ -51,6 +57,8 @@ create-topics: false
 			map[string]string{"batches": "77", "brokers": "file-1:9092,file-2:9092"}},
 		{"flag equal to the default still wins", []string{"stage", "--replicas", "1"}, map[string]string{"FLEXIFLOW_REPLICAS": "4"}, file,
 			map[string]string{"replicas": "1"}},
+		{"password files from the file", []string{"stage"}, nil, secretPaths,
+			map[string]string{"kafka-sasl-password-file": "/run/secrets/kafka", "clickhouse-password-file": "/run/secrets/clickhouse"}},
 		{"kafka security from the environment", []string{"stage"},
 			map[string]string{"FLEXIFLOW_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "FLEXIFLOW_KAFKA_TLS_CA": "/ca.pem"}, "",
 			map[string]string{"kafka-sasl-mechanism": "SCRAM-SHA-512", "kafka-tls-ca": "/ca.pem"}},
