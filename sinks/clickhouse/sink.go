@@ -58,13 +58,12 @@ func (o *SinkOptions) defaults() {
 
 // SinkStats are a sink's counters so far.
 type SinkStats struct {
-	Inserted  int64 // rows ClickHouse acknowledged (replays included)
-	Skipped   int64 // records that were not traces
-	Flushes   int64
-	Failures  int64 // failed insert attempts
-	Paused    bool  // consumption paused while inserts fail
-	Pending   int   // rows read but not inserted yet
-	LastFlush time.Time
+	Inserted int64 // rows ClickHouse acknowledged (replays included)
+	Skipped  int64 // records that were not traces
+	Flushes  int64
+	Failures int64 // failed insert attempts
+	Paused   bool  // consumption paused while inserts fail
+	Pending  int   // rows read but not inserted yet
 	// LastRecord is when the sink last read a trace (zero: none yet).
 	LastRecord time.Time
 }
@@ -200,7 +199,6 @@ func (s *Sink) flush(ctx context.Context, cl *kgo.Client, rows []Row, log *zap.L
 		if err == nil {
 			s.counts.Inserted += int64(len(rows))
 			s.counts.Flushes++
-			s.counts.LastFlush = time.Now()
 			if s.counts.Paused {
 				cl.ResumeFetchTopics(s.o.Topic)
 				s.counts.Paused = false
