@@ -9,8 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flexiflow/flexiflow/schemas"
-	"github.com/flexiflow/flexiflow/stages/models"
-	"github.com/flexiflow/flexiflow/stages/workflow"
+	"github.com/flexiflow/flexiflow/stages/bench/noop"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -21,16 +20,6 @@ import (
 //	go test -run '^$' -bench 'Hot' -benchmem -count 10 ./stages/ > new.txt
 //	benchstat old.txt new.txt
 
-const hotYAML = `workflow: hot
-input_schema: flexiflow.bench.Blob
-steps:
-  - name: noop
-    output_schema: flexiflow.bench.Blob
-    models: [{name: noop, builtin: bench.noop}]
-    assertions:
-      records: [{name: has-id, expr: "output.id != ''"}]
-`
-
 // hotFixture is a compiled step and one encoded batch for it.
 type hotFixture struct {
 	step  *Step
@@ -40,14 +29,11 @@ type hotFixture struct {
 
 func newHotFixture(b *testing.B) hotFixture {
 	b.Helper()
-	wf, err := workflow.Parse("hot.yaml", []byte(hotYAML))
+	wf, err := noop.Workflow("hot", 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg := models.NewRegistry()
-	reg.Register("bench.noop", func(map[string]any) (models.Model, error) {
-		return models.Func(func(_ context.Context, in []models.Record) ([]models.Record, error) { return in, nil }), nil
-	})
+	reg := noop.Models()
 	sreg, err := schemas.NewRegistry()
 	if err != nil {
 		b.Fatal(err)

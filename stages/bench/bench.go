@@ -23,9 +23,8 @@ import (
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/bench/noop"
 	"github.com/flexiflow/flexiflow/stages/demo"
-	"github.com/flexiflow/flexiflow/stages/models"
-	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -447,24 +446,11 @@ func rawSetup(o Options, prefix string) (*setup, error) {
 }
 
 func noopSetup(o Options, prefix string) (*setup, error) {
-	yaml := fmt.Sprintf(`workflow: %s
-input_schema: flexiflow.bench.Blob
-partitions: %d
-steps:
-  - name: noop
-    output_schema: flexiflow.bench.Blob
-    models: [{name: noop, builtin: bench.noop}]
-    assertions:
-      records: [{name: has-id, expr: "output.id != ''"}]
-`, prefix, o.Partitions)
-	wf, err := workflow.Parse("bench-noop.yaml", []byte(yaml))
+	wf, err := noop.Workflow(prefix, o.Partitions)
 	if err != nil {
 		return nil, err
 	}
-	reg := models.NewRegistry()
-	reg.Register("bench.noop", func(map[string]any) (models.Model, error) {
-		return models.Func(func(_ context.Context, in []models.Record) ([]models.Record, error) { return in, nil }), nil
-	})
+	reg := noop.Models()
 	sreg, err := schemas.NewRegistry()
 	if err != nil {
 		return nil, err
