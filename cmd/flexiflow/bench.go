@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -86,9 +87,7 @@ Examples:
 					return err
 				}
 				if format == "json" {
-					enc := json.NewEncoder(cmd.OutOrStdout())
-					enc.SetIndent("", "  ")
-					return enc.Encode(cells)
+					return writeJSON(cmd.OutOrStdout(), cells)
 				}
 				bench.WriteScaling(cmd.OutOrStdout(), cells)
 				return nil
@@ -98,9 +97,7 @@ Examples:
 				return err
 			}
 			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return writeJSON(cmd.OutOrStdout(), rep)
 			}
 			rep.WriteTable(cmd.OutOrStdout())
 			return nil
@@ -163,9 +160,7 @@ Examples:
 				return err
 			}
 			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
 					return err
 				}
 			} else if err := rep.WriteTable(cmd.OutOrStdout()); err != nil {
@@ -190,4 +185,11 @@ Examples:
 	f.StringVar(&out, "out", "", "directory for a per-batch CSV and a cumulative-regret PNG")
 	_ = cmd.MarkFlagRequired("scenario")
 	return cmd
+}
+
+// writeJSON writes v as indented JSON, the bench commands' --format json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
