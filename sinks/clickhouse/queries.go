@@ -83,13 +83,18 @@ type DriftParams struct {
 	Threshold         float64 // PSI above it is flagged (0.2 is the usual "significant shift")
 }
 
-// DriftQuery resolves the windows and runs the drift query.
+// DriftQuery resolves the windows (the batch ordinals they name in one
+// query) and runs the drift query.
 func DriftQuery(ctx context.Context, e Engine, p DriftParams) (*Result, error) {
-	rf, rt, err := p.Reference.Resolve(ctx, e, p.Workflow, p.Step)
+	starts, err := batchStarts(ctx, e, p.Workflow, p.Step, ordinals(p.Reference, p.Recent))
+	if err != nil {
+		return nil, err
+	}
+	rf, rt, err := p.Reference.resolve(starts, p.Workflow, p.Step)
 	if err != nil {
 		return nil, fmt.Errorf("--reference: %w", err)
 	}
-	qf, qt, err := p.Recent.Resolve(ctx, e, p.Workflow, p.Step)
+	qf, qt, err := p.Recent.resolve(starts, p.Workflow, p.Step)
 	if err != nil {
 		return nil, fmt.Errorf("--recent: %w", err)
 	}

@@ -99,39 +99,59 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// Resolve turns the window into a time range [from, to). Batch windows ask
-// the engine when the step's A-th and B-th batches started.
-func (w Window) Resolve(ctx context.Context, e Engine, workflow, step string) (from, to time.Time, err error) {
+// ordinals are the batch ordinals the windows' ends name.
+func ordinals(ws ...Window) []int64 {
+	var out []int64
+	for _, w := range ws {
+		if w.Batches {
+			out = append(out, w.FromBatch)
+			if w.ToBatch >= 0 {
+				out = append(out, w.ToBatch)
+			}
+		}
+	}
+	return out
+}
+
+// resolve turns the window into a time range [from, to), batch windows
+// through starts, the start times of the step's batches by ordinal
+// (batchStarts).
+func (w Window) resolve(starts map[int64]time.Time, workflow, step string) (from, to time.Time, err error) {
 	if !w.Batches {
 		return w.From, w.To, nil
 	}
-	from, ok, err := batchStart(ctx, e, workflow, step, w.FromBatch)
-	if err != nil {
-		return from, to, err
-	}
+	from, ok := starts[w.FromBatch]
 	if !ok {
 		return from, to, fmt.Errorf("window %s: step %s of workflow %s has seen %d batches or fewer; choose a smaller start", w.Text, step, workflow, w.FromBatch)
 	}
 	to = maxTime
-	if w.ToBatch >= 0 {
-		t, ok, err := batchStart(ctx, e, workflow, step, w.ToBatch)
-		if err != nil {
-			return from, to, err
-		}
-		if ok {
-			to = t
-		}
+	if t, ok := starts[w.ToBatch]; ok && w.ToBatch >= 0 {
+		to = t
 	}
 	return from, to, nil
 }
 
-func batchStart(ctx context.Context, e Engine, workflow, step string, n int64) (time.Time, bool, error) {
-	res, err := Run(ctx, e, QueryBatchWindow, map[string]string{"workflow": workflow, "step": step, "n": strconv.FormatInt(n, 10)})
+// batchStarts asks the engine, in one query, when the step's batches with
+// ordinals ns started; ordinals the step has not reached are absent.
+func batchStarts(ctx context.Context, e Engine, workflow, step string, ns []int64) (map[int64]time.Time, error) {
+	starts := map[int64]time.Time{}
+	if len(ns) == 0 {
+		return starts, nil
+	}
+	list := make([]string, len(ns))
+	for i, n := range ns {
+		list[i] = strconv.FormatInt(n, 10)
+	}
+	res, err := Run(ctx, e, QueryBatchWindow, map[string]string{"workflow": workflow, "step": step, "n": "[" + strings.Join(list, ",") + "]"})
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("finding batch %d of step %s: %w", n, step, err)
+		return nil, fmt.Errorf("finding batches %s of step %s: %w", strings.Join(list, ", "), step, err)
 	}
-	if len(res.Rows) == 0 {
-		return time.Time{}, false, nil
+	for i := range res.Rows {
+		n, err := strconv.ParseInt(res.String(i, "n"), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("finding batches of step %s: unexpected ordinal %q", step, res.String(i, "n"))
+		}
+		starts[n] = res.Time(i, "started")
 	}
-	return res.Time(0, "started"), true, nil
+	return starts, nil
 }
