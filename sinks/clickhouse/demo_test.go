@@ -243,6 +243,10 @@ func checkDrift(t *testing.T, e Engine, wf string, traces []*schemas.Trace, batc
 		if err != nil {
 			t.Fatal(err)
 		}
+		beyond, _ := ParseWindow("batches:"+strconv.Itoa(10*batches)+"-", time.Now())
+		if _, err := DriftQuery(ctx, e, DriftParams{Workflow: wf, Step: step, Reference: beyond, Recent: recW, Threshold: 0.2}); err == nil || !strings.Contains(err.Error(), "--reference: ") || !strings.Contains(err.Error(), "choose a smaller start") {
+			t.Errorf("%s: a reference window past the last batch: %v", step, err)
+		}
 		var table strings.Builder
 		if err := res.Write(&table, FormatTable); err != nil {
 			t.Fatal(err)
