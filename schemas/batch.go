@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"sort"
 )
 
 // Batch is one Kafka record's worth of records on its way through a step.
@@ -19,17 +20,53 @@ type Batch struct {
 type BatchCodec struct {
 	*Codec
 	Record string // full name of the record schema
+	// Numeric names the record's numeric fields (int, long, float, double)
+	// and arrays of numbers, sorted: the fields a trace summarizes.
+	Numeric []string
+}
+
+// numericFields lists a record schema's numeric and array-of-numeric
+// fields, sorted.
+func numericFields(record any) []string {
+	isNumber := func(t any) bool {
+		if m, ok := t.(map[string]any); ok {
+			if _, logical := m["logicalType"]; logical {
+				return false // goavro turns these into times and decimals
+			}
+			t = m["type"]
+		}
+		switch t {
+		case "int", "long", "float", "double":
+			return true
+		}
+		return false
+	}
+	var out []string
+	fields, _ := record.(map[string]any)["fields"].([]any)
+	for _, f := range fields {
+		fm, _ := f.(map[string]any)
+		name, _ := fm["name"].(string)
+		t := fm["type"]
+		if arr, ok := t.(map[string]any); ok && arr["type"] == "array" {
+			t = arr["items"]
+		}
+		if name != "" && isNumber(t) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Encode appends the single-object encoding of b to buf.
 func (c *BatchCodec) Encode(buf []byte, b *Batch) ([]byte, error) {
-	records := make([]any, len(b.Records))
-	for i, r := range b.Records {
-		records[i] = r
+	tried := b.Tried
+	if tried == nil {
+		tried = []string{}
 	}
-	tried := make([]any, len(b.Tried))
-	for i, t := range b.Tried {
-		tried[i] = t
+	records := b.Records
+	if records == nil {
+		records = []map[string]any{}
 	}
 	native := map[string]any{
 		"batch_id":      b.ID,

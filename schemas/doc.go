@@ -17,6 +17,12 @@
 // (ErrUnknownSchema) from bytes that are not Avro at all
 // (ErrNotSingleObject), and a stage routes both to its dead-letter topic.
 //
+// goavro parses every schema and computes its fingerprint; the bytes are
+// read and written by the schema's compiled codec (package avrobin), which
+// reads and writes the same Go values several times faster, with goavro
+// taking over for values and schemas the compiled codec leaves to it.
+// Traces are written field by field.
+//
 // Data enters as .avsc text (embedded or from a workflow's own files) and
 // leaves as Codecs that encode and decode Batch and Trace values.
 package schemas

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"embed"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/linkedin/goavro/v2"
+
+	"github.com/flexiflow/flexiflow/schemas/avrobin"
 )
 
 //go:embed *.avsc demo/*.avsc bench/*.avsc
@@ -137,12 +140,16 @@ func (r *Registry) BatchCodec(recordName string) (*BatchCodec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("batch schema for %s: %w", recordName, err)
 	}
-	return &BatchCodec{Codec: c, Record: recordName}, nil
+	return &BatchCodec{Codec: c, Record: recordName, Numeric: numericFields(record)}, nil
 }
 
-// Codec encodes and decodes one schema in single-object encoding.
+// Codec encodes and decodes one schema in single-object encoding. The
+// schema's compiled codec (avrobin) does the work; goavro encodes the values
+// it hands back (Go types goavro converts, fields left to their defaults)
+// and every schema avrobin does not compile (logical types).
 type Codec struct {
 	avro        *goavro.Codec
+	fast        *avrobin.Codec // nil: goavro does everything
 	fingerprint uint64
 }
 
@@ -151,7 +158,11 @@ func newCodec(schemaJSON string) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Codec{avro: c, fingerprint: uint64(c.Rabin)}, nil
+	fast, err := avrobin.Compile(schemaJSON)
+	if err != nil && !errors.Is(err, avrobin.ErrUnsupported) {
+		return nil, fmt.Errorf("compiling a schema goavro accepts: %w", err)
+	}
+	return &Codec{avro: c, fast: fast, fingerprint: uint64(c.Rabin)}, nil
 }
 
 // Fingerprint is the schema's CRC-64-AVRO fingerprint, as written in every
@@ -163,12 +174,32 @@ func (c *Codec) Schema() string { return c.avro.CanonicalSchema() }
 
 // Encode appends the single-object encoding of native to buf.
 func (c *Codec) Encode(buf []byte, native any) ([]byte, error) {
+	if c.fast != nil {
+		head := c.appendHeader(buf)
+		if out, ok := c.fast.Append(head, native); ok {
+			return out, nil
+		}
+	}
 	return c.avro.SingleFromNative(buf, native)
+}
+
+// appendHeader appends the single-object marker and the fingerprint.
+func (c *Codec) appendHeader(buf []byte) []byte {
+	return binary.LittleEndian.AppendUint64(append(buf, 0xC3, 0x01), c.fingerprint)
 }
 
 // decodeBody decodes an Avro binary body (the bytes after the header).
 func (c *Codec) decodeBody(body []byte) (any, error) {
-	v, rest, err := c.avro.NativeFromBinary(body)
+	var (
+		v    any
+		rest []byte
+		err  error
+	)
+	if c.fast != nil {
+		v, rest, err = c.fast.Decode(body)
+	} else {
+		v, rest, err = c.avro.NativeFromBinary(body)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -94,5 +95,148 @@ func TestRegistryRejects(t *testing.T) {
 	}
 	if _, err := reg.BatchCodec("no.Such"); err == nil || !strings.Contains(err.Error(), "flexiflow.demo.DigitImage") {
 		t.Errorf("unknown record: %v", err)
+	}
+}
+
+// The compiled codec writes byte for byte what goavro writes, for batches
+// of every embedded record schema and for traces; values it does not take
+// (a float64 label) go to goavro and still encode.
+func TestFastPathMatchesGoavro(t *testing.T) {
+	reg, err := NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := map[string][]map[string]any{
+		"flexiflow.demo.DigitImage":      {{"id": "r1", "label": int32(3), "pixels": []float64{0, 1.5, 16}}, {"id": "r2", "label": 7, "pixels": []any{2.0}}},
+		"flexiflow.demo.DigitPrediction": {{"id": "r1", "label": int32(3), "predicted": int32(8), "confidence": 0.25}},
+		"flexiflow.bench.Blob":           {{"id": "r1", "payload": []byte("xyz")}, {"id": "r2", "payload": []byte{}}},
+	}
+	for name, recs := range records {
+		c, err := reg.BatchCodec(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.fast == nil {
+			t.Fatalf("%s: no compiled codec", name)
+		}
+		b := &Batch{ID: "b1", Workflow: "w", Step: "s", Attempt: 2, Tried: []string{"a"}, CreatedAtMs: 17e11, Records: recs}
+		got, err := c.Encode([]byte("x"), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow := *c.Codec
+		slow.fast = nil
+		want, err := (&BatchCodec{Codec: &slow, Record: name}).Encode([]byte("x"), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: compiled codec wrote\n%x\ngoavro wrote\n%x", name, got, want)
+		}
+		back, err := c.Decode(got[1:])
+		if err != nil || len(back.Records) != len(recs) || back.Records[0]["id"] != "r1" {
+			t.Errorf("%s: decode: %+v, %v", name, back, err)
+		}
+	}
+	// A float64 label is not what a decoded record holds: goavro converts it.
+	c, _ := reg.BatchCodec("flexiflow.demo.DigitPrediction")
+	msg, err := c.Encode(nil, &Batch{ID: "b", Records: []map[string]any{{"id": "r", "label": 3.0, "predicted": 8.0, "confidence": 1.0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := c.Decode(msg)
+	if err != nil || back.Records[0]["predicted"] != int32(8) {
+		t.Fatalf("float64 fields through goavro: %+v, %v", back, err)
+	}
+}
+
+func TestNumericFields(t *testing.T) {
+	reg, _ := NewRegistry()
+	for name, want := range map[string]string{
+		"flexiflow.demo.DigitImage":      "label,pixels",
+		"flexiflow.demo.DigitPrediction": "confidence,label,predicted",
+		"flexiflow.bench.Blob":           "",
+	} {
+		c, err := reg.BatchCodec(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(c.Numeric, ","); got != want {
+			t.Errorf("%s: numeric fields %q, want %q", name, got, want)
+		}
+	}
+	n, err := reg.Add(`{"type":"record","name":"M","fields":[{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},
+		{"name":"f","type":{"type":"float"}},{"name":"s","type":{"type":"array","items":"string"}},{"name":"u","type":["null","int"]}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := reg.BatchCodec(n); strings.Join(c.Numeric, ",") != "f" {
+		t.Errorf("mixed record: numeric fields %v, want [f]", c.Numeric)
+	}
+}
+
+// traceNative is a trace as goavro's native map, to check the hand-written
+// encoder against goavro.
+func traceNative(t *Trace) map[string]any {
+	tried := make([]any, len(t.Tried))
+	for i, s := range t.Tried {
+		tried[i] = s
+	}
+	asserts := make([]any, len(t.Assertions))
+	for i, a := range t.Assertions {
+		asserts[i] = map[string]any{"name": a.Name, "failed": int32(a.Failed)}
+	}
+	ests := make([]any, len(t.Estimates))
+	for i, e := range t.Estimates {
+		ests[i] = map[string]any{"model": e.Model, "pass_prob": e.PassProb, "cost_ms": e.CostMs, "score": e.Score, "pulls": e.Pulls}
+	}
+	feats := make([]any, len(t.Features))
+	for i, f := range t.Features {
+		q := make([]any, len(f.Quantiles))
+		for j, x := range f.Quantiles {
+			q[j] = x
+		}
+		feats[i] = map[string]any{"name": f.Name, "count": f.Count, "mean": f.Mean, "variance": f.Variance, "min": f.Min, "max": f.Max, "quantiles": q}
+	}
+	return map[string]any{
+		"attempt_id": t.AttemptID, "batch_id": t.BatchID, "workflow": t.Workflow, "step": t.Step,
+		"model": t.Model, "rank_position": int32(t.RankPosition), "attempt": int32(t.Attempt),
+		"tried": tried, "ts_us": t.TsUs, "latency_us": t.LatencyUs,
+		"records": int32(t.Records), "records_passed": int32(t.RecordsPassed),
+		"verdict": t.Verdict, "error": t.Error, "assertions": asserts, "outcome": t.Outcome,
+		"leader": t.Leader, "estimates": ests, "features": feats,
+	}
+}
+
+func TestTraceEncodeMatchesGoavro(t *testing.T) {
+	c, err := NewTraceCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []*Trace{
+		{},
+		{AttemptID: "b/s/2", BatchID: "b", Workflow: "w", Step: "s", Model: "m", RankPosition: 1, Attempt: 2,
+			Tried: []string{"a", "ü"}, TsUs: -5, LatencyUs: 1 << 40, Records: 100, RecordsPassed: 99,
+			Verdict: VerdictFail, Error: "x failed", Outcome: OutcomeRetry, Leader: "a",
+			Assertions: []AssertionCount{{Name: "x", Failed: 1}, {Name: "y"}},
+			Estimates:  []Estimate{{Model: "a", PassProb: 0.5, CostMs: 3, Score: 6, Pulls: 12.5}},
+			Features: []FeatureSummary{{Name: "f", Count: 3, Mean: 1, Variance: 2, Min: -1, Max: 4, Quantiles: []float64{1, 2, 3, 4, 5}},
+				{Name: "g"}}},
+	} {
+		got, err := c.Encode([]byte("x"), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.avro.SingleFromNative([]byte("x"), traceNative(tr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("trace %+v:\nencoder wrote %x\ngoavro wrote  %x", tr, got, want)
+		}
+		back, err := c.Decode(got[1:])
+		if err != nil || back.AttemptID != tr.AttemptID || len(back.Features) != len(tr.Features) {
+			t.Fatalf("decode: %+v, %v", back, err)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package schemas
 
 import (
 	"fmt"
+
+	"github.com/flexiflow/flexiflow/schemas/avrobin"
 )
 
 // Trace is one attempt of one model on one batch at one step.
@@ -85,37 +87,70 @@ func NewTraceCodec() (*TraceCodec, error) {
 	return &TraceCodec{c}, nil
 }
 
-// Encode appends the single-object encoding of t to buf.
+// Encode appends the single-object encoding of t to buf. It writes the
+// fields in trace.avsc's order directly, without building goavro's native
+// maps: a stage encodes one trace per attempt.
 func (c *TraceCodec) Encode(buf []byte, t *Trace) ([]byte, error) {
-	tried := make([]any, len(t.Tried))
-	for i, s := range t.Tried {
-		tried[i] = s
+	b := c.appendHeader(buf)
+	for _, s := range []string{t.AttemptID, t.BatchID, t.Workflow, t.Step, t.Model} {
+		b = avrobin.AppendString(b, s)
 	}
-	asserts := make([]any, len(t.Assertions))
-	for i, a := range t.Assertions {
-		asserts[i] = map[string]any{"name": a.Name, "failed": int32(a.Failed)}
-	}
-	ests := make([]any, len(t.Estimates))
-	for i, e := range t.Estimates {
-		ests[i] = map[string]any{"model": e.Model, "pass_prob": e.PassProb, "cost_ms": e.CostMs, "score": e.Score, "pulls": e.Pulls}
-	}
-	feats := make([]any, len(t.Features))
-	for i, f := range t.Features {
-		q := f.Quantiles
-		if q == nil {
-			q = []float64{}
+	b = avrobin.AppendLong(b, int64(int32(t.RankPosition)))
+	b = avrobin.AppendLong(b, int64(int32(t.Attempt)))
+	b = appendStrings(b, t.Tried)
+	b = avrobin.AppendLong(b, t.TsUs)
+	b = avrobin.AppendLong(b, t.LatencyUs)
+	b = avrobin.AppendLong(b, int64(int32(t.Records)))
+	b = avrobin.AppendLong(b, int64(int32(t.RecordsPassed)))
+	b = avrobin.AppendString(b, t.Verdict)
+	b = avrobin.AppendString(b, t.Error)
+	if n := len(t.Assertions); n > 0 {
+		b = avrobin.AppendLong(b, int64(n))
+		for _, a := range t.Assertions {
+			b = avrobin.AppendLong(avrobin.AppendString(b, a.Name), int64(int32(a.Failed)))
 		}
-		feats[i] = map[string]any{"name": f.Name, "count": f.Count, "mean": f.Mean, "variance": f.Variance, "min": f.Min, "max": f.Max, "quantiles": q}
 	}
-	native := map[string]any{
-		"attempt_id": t.AttemptID, "batch_id": t.BatchID, "workflow": t.Workflow, "step": t.Step,
-		"model": t.Model, "rank_position": int32(t.RankPosition), "attempt": int32(t.Attempt),
-		"tried": tried, "ts_us": t.TsUs, "latency_us": t.LatencyUs,
-		"records": int32(t.Records), "records_passed": int32(t.RecordsPassed),
-		"verdict": t.Verdict, "error": t.Error, "assertions": asserts, "outcome": t.Outcome,
-		"leader": t.Leader, "estimates": ests, "features": feats,
+	b = append(b, 0)
+	b = avrobin.AppendString(b, t.Outcome)
+	b = avrobin.AppendString(b, t.Leader)
+	if n := len(t.Estimates); n > 0 {
+		b = avrobin.AppendLong(b, int64(n))
+		for _, e := range t.Estimates {
+			b = avrobin.AppendString(b, e.Model)
+			for _, x := range []float64{e.PassProb, e.CostMs, e.Score, e.Pulls} {
+				b = avrobin.AppendDouble(b, x)
+			}
+		}
 	}
-	return c.Codec.Encode(buf, native)
+	b = append(b, 0)
+	if n := len(t.Features); n > 0 {
+		b = avrobin.AppendLong(b, int64(n))
+		for _, f := range t.Features {
+			b = avrobin.AppendLong(avrobin.AppendString(b, f.Name), f.Count)
+			for _, x := range []float64{f.Mean, f.Variance, f.Min, f.Max} {
+				b = avrobin.AppendDouble(b, x)
+			}
+			if len(f.Quantiles) > 0 {
+				b = avrobin.AppendLong(b, int64(len(f.Quantiles)))
+				for _, q := range f.Quantiles {
+					b = avrobin.AppendDouble(b, q)
+				}
+			}
+			b = append(b, 0)
+		}
+	}
+	return append(b, 0), nil
+}
+
+// appendStrings appends an Avro array of strings.
+func appendStrings(b []byte, ss []string) []byte {
+	if len(ss) > 0 {
+		b = avrobin.AppendLong(b, int64(len(ss)))
+		for _, s := range ss {
+			b = avrobin.AppendString(b, s)
+		}
+	}
+	return append(b, 0)
 }
 
 // Decode decodes one trace message.

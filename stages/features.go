@@ -3,52 +3,55 @@ package stages
 import (
 	"math"
 	"slices"
-	"sort"
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/models"
 )
 
-// summarize computes count, mean, variance, min, max and quantiles of every
-// numeric field of the records (list fields pooled over their elements),
-// sorted by name: the compact input summary each trace carries for drift
-// queries.
-func summarize(records []models.Record) []schemas.FeatureSummary {
-	acc := map[string]*welford{}
-	add := func(name string, x float64) {
-		w := acc[name]
-		if w == nil {
-			w = &welford{min: math.Inf(1), max: math.Inf(-1)}
-			acc[name] = w
-		}
-		w.add(x)
+// summarize computes count, mean, variance, min, max and quantiles of the
+// records' numeric fields (list fields pooled over their elements): the
+// compact input summary each trace carries for drift queries. fields names
+// them, sorted: the input schema's numeric and list-of-numeric fields
+// (schemas.BatchCodec.Numeric), so a batch with none costs nothing.
+func summarize(records []models.Record, fields []string) []schemas.FeatureSummary {
+	if len(fields) == 0 || len(records) == 0 {
+		return nil
+	}
+	acc := make([]welford, len(fields))
+	for i := range acc {
+		acc[i] = welford{min: math.Inf(1), max: math.Inf(-1)}
 	}
 	for _, r := range records {
-		for k, v := range r {
+		for i, name := range fields {
+			w := &acc[i]
+			v := r[name]
 			if x, ok := models.Number(v); ok {
-				add(k, x)
+				w.add(x)
 				continue
 			}
 			switch l := v.(type) {
 			case []any:
 				for _, e := range l {
 					if x, ok := models.Number(e); ok {
-						add(k, x)
+						w.add(x)
 					}
 				}
 			case []float64:
 				for _, x := range l {
-					add(k, x)
+					w.add(x)
 				}
 			}
 		}
 	}
-	out := make([]schemas.FeatureSummary, 0, len(acc))
-	for name, w := range acc {
+	out := make([]schemas.FeatureSummary, 0, len(fields))
+	for i, name := range fields {
+		w := &acc[i]
+		if w.n == 0 {
+			continue
+		}
 		out = append(out, schemas.FeatureSummary{Name: name, Count: w.n, Mean: w.mean, Variance: w.variance(), Min: w.min, Max: w.max,
 			Quantiles: w.quantiles()})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

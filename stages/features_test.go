@@ -13,9 +13,12 @@ func TestSummarize(t *testing.T) {
 	for i := 1; i <= 20; i++ {
 		recs = append(recs, models.Record{"id": "x", "n": int32(i), "px": []any{float64(i), float64(i + 100)}})
 	}
-	got := summarize(recs)
+	got := summarize(recs, []string{"missing", "n", "px"})
 	if len(got) != 2 || got[0].Name != "n" || got[1].Name != "px" {
-		t.Fatalf("want summaries of n and px (strings skipped), got %+v", got)
+		t.Fatalf("want summaries of n and px (a field no record has skipped), got %+v", got)
+	}
+	if none := summarize(recs, nil); none != nil {
+		t.Errorf("no numeric fields: %+v", none)
 	}
 	n := got[0]
 	if n.Count != 20 || n.Mean != 10.5 || n.Min != 1 || n.Max != 20 || math.Abs(n.Variance-35) > 1e-9 {

@@ -38,7 +38,7 @@ type Stage struct {
 
 	maxPoll       int
 	workers       int
-	bufs          sync.Pool       // *[]byte: encoded batch buffers, reused after Kafka acknowledges them
+	bufs          bufPool         // encoded batch buffers, reused after Kafka acknowledges them
 	pooled        context.Context // marks records whose value came from bufs
 	instance      string
 	metrics       *Metrics
@@ -98,7 +98,7 @@ func WithWorkers(n int) Option { return func(s *Stage) { s.workers = n } }
 func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 	s := &Stage{
 		step: step, kafka: cfg, log: zap.NewNop(),
-		leader: bandit.NewLeader(0.1), maxPoll: 32, workers: runtime.GOMAXPROCS(0), closeDeadline: 10 * time.Second, now: time.Now,
+		leader: bandit.NewLeader(0.1), maxPoll: 32, bufs: bufPool{max: 64 << 20}, workers: runtime.GOMAXPROCS(0), closeDeadline: 10 * time.Second, now: time.Now,
 	}
 	s.pooled = context.WithValue(context.Background(), pooledKey{}, true)
 	for _, o := range opts {
@@ -415,7 +415,7 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 	trace := &schemas.Trace{
 		BatchID: batch.ID, Workflow: s.step.Workflow.Name, Step: spec.Name,
 		Attempt: batch.Attempt + 1, Tried: batch.Tried, TsUs: decided.UnixMicro(),
-		Records: len(batch.Records), Leader: leader, Estimates: ests, Features: summarize(batch.Records),
+		Records: len(batch.Records), Leader: leader, Estimates: ests, Features: summarize(batch.Records, s.step.In.Numeric),
 	}
 	trace.AttemptID = fmt.Sprintf("%s/%s/%d", batch.ID, spec.Name, trace.Attempt)
 	if pick < 0 {
@@ -510,11 +510,7 @@ func (s *Stage) emit(r *kgo.Record, batch *schemas.Batch, trace *schemas.Trace, 
 // again: a batch's output is usually about as large as its input. Buffers
 // come back through recycle once Kafka has acknowledged their record.
 func (s *Stage) encodeBuf(n int) []byte {
-	want := n + n/4 + 512
-	if p, ok := s.bufs.Get().(*[]byte); ok && cap(*p) >= want {
-		return (*p)[:0]
-	}
-	return make([]byte, 0, want)
+	return s.bufs.get(n + n/4 + 512)
 }
 
 // recycle returns a produced record's value to the buffer pool when the
@@ -523,9 +519,8 @@ func (s *Stage) recycle(r *kgo.Record) {
 	if r.Context != s.pooled || r.Value == nil {
 		return
 	}
-	b := r.Value[:0]
+	s.bufs.put(r.Value)
 	r.Value = nil
-	s.bufs.Put(&b)
 }
 
 // poison dead-letters a record that does not decode, keeping its bytes.
