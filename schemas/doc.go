@@ -19,8 +19,8 @@
 //
 // goavro parses every schema and computes its fingerprint; the bytes are
 // read and written by the schema's compiled codec (package avrobin), which
-// reads and writes the same Go values several times faster, with goavro
-// taking over for values and schemas the compiled codec leaves to it.
+// reads and writes the same Go values with a fraction of the allocations,
+// with goavro taking over for values and schemas it leaves to it.
 // Traces are written field by field.
 //
 // Data enters as .avsc text (embedded or from a workflow's own files) and
