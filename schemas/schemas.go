@@ -150,6 +150,7 @@ func (r *Registry) BatchCodec(recordName string) (*BatchCodec, error) {
 type Codec struct {
 	avro        *goavro.Codec
 	fast        *avrobin.Codec // nil: goavro does everything
+	layout      *avrobin.Codec // when fast is nil: checks bytes before goavro decodes them
 	fingerprint uint64
 }
 
@@ -158,11 +159,15 @@ func newCodec(schemaJSON string) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	fast, err := avrobin.Compile(schemaJSON)
-	if err != nil && !errors.Is(err, avrobin.ErrUnsupported) {
+	codec := &Codec{avro: c, fingerprint: uint64(c.Rabin)}
+	codec.fast, err = avrobin.Compile(schemaJSON)
+	if errors.Is(err, avrobin.ErrUnsupported) {
+		codec.layout, err = avrobin.CompileLayout(schemaJSON)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("compiling a schema goavro accepts: %w", err)
 	}
-	return &Codec{avro: c, fast: fast, fingerprint: uint64(c.Rabin)}, nil
+	return codec, nil
 }
 
 // Fingerprint is the schema's CRC-64-AVRO fingerprint, as written in every
@@ -197,7 +202,9 @@ func (c *Codec) decodeBody(body []byte) (any, error) {
 	)
 	if c.fast != nil {
 		v, rest, err = c.fast.Decode(body)
-	} else {
+	} else if _, _, err = c.layout.Decode(body); err == nil {
+		// Well-formed: goavro may decode it (and convert its logical types)
+		// without reserving memory a corrupt block count asks for.
 		v, rest, err = c.avro.NativeFromBinary(body)
 	}
 	if err != nil {

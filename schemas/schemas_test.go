@@ -5,6 +5,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/flexiflow/flexiflow/schemas/avrobin"
 )
 
 func TestBatchRoundTrip(t *testing.T) {
@@ -239,4 +242,52 @@ func TestTraceEncodeMatchesGoavro(t *testing.T) {
 			t.Fatalf("decode: %+v, %v", back, err)
 		}
 	}
+}
+
+// A corrupt block count is refused before anything is allocated, also for
+// a schema goavro decodes (logical types): goavro alone would reserve the
+// 2^31-1 items the five bytes declare, and the process would die.
+func TestCorruptBlockCountDoesNotExhaustMemory(t *testing.T) {
+	reg, _ := NewRegistry()
+	name, err := reg.Add(`{"type":"record","name":"Reading","namespace":"t","fields":[
+		{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"xs","type":{"type":"array","items":"long"}}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := reg.BatchCodec(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.fast != nil || c.layout == nil {
+		t.Fatalf("a schema with a logical type should be decoded by goavro after a layout check")
+	}
+	good, err := c.Encode(nil, &Batch{ID: "b", Records: []map[string]any{{"at": time.UnixMilli(1700000000123), "xs": []any{int64(1)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := c.Decode(good)
+	if err != nil || !back.Records[0]["at"].(time.Time).Equal(time.UnixMilli(1700000000123)) {
+		t.Fatalf("valid batch: %+v, %v", back, err)
+	}
+	// An envelope whose records array declares 2^31-1 items, and ends.
+	body := avrobin.AppendString(nil, "b")   // batch_id
+	body = avrobin.AppendString(body, "")    // workflow
+	body = avrobin.AppendString(body, "")    // step
+	body = append(body, 0, 0, 0)             // attempt, tried, created_at_ms
+	body = avrobin.AppendLong(body, 1<<31-1) // records: the corrupt count
+	for _, codec := range []*BatchCodec{c, mustBatchCodec(t, reg, "flexiflow.bench.Blob")} {
+		_, err := codec.Decode(append(codec.appendHeader(nil), body...))
+		if err == nil || !strings.Contains(err.Error(), "do not fit") {
+			t.Errorf("%s: corrupt count: %v", codec.Record, err)
+		}
+	}
+}
+
+func mustBatchCodec(t *testing.T, reg *Registry, name string) *BatchCodec {
+	t.Helper()
+	c, err := reg.BatchCodec(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -54,7 +54,7 @@ func goavroCodec(t testing.TB, schema string) *goavro.Codec {
 	return g
 }
 
-func compile(t testing.TB, schema string) *Codec {
+func mustCompile(t testing.TB, schema string) *Codec {
 	t.Helper()
 	c, err := Compile(schema)
 	if err != nil {
@@ -139,7 +139,7 @@ func gen(r *rand.Rand, n *node, depth int) any {
 func TestAgainstGoavro(t *testing.T) {
 	for name, schema := range testSchemas {
 		t.Run(name, func(t *testing.T) {
-			g, c := goavroCodec(t, schema), compile(t, schema)
+			g, c := goavroCodec(t, schema), mustCompile(t, schema)
 			r := rand.New(rand.NewPCG(1, 2))
 			for i := range 2000 {
 				v := gen(r, c.root, 0)
@@ -176,7 +176,7 @@ func TestAgainstGoavro(t *testing.T) {
 func TestMutatedInput(t *testing.T) {
 	for name, schema := range testSchemas {
 		t.Run(name, func(t *testing.T) {
-			g, c := goavroCodec(t, schema), compile(t, schema)
+			g, c := goavroCodec(t, schema), mustCompile(t, schema)
 			r := rand.New(rand.NewPCG(3, 4))
 			accepted, refused := 0, 0
 			for range 3000 {
@@ -234,14 +234,14 @@ func mutate(r *rand.Rand, b []byte) []byte {
 // A declared count far beyond what the input holds is refused before any
 // allocation: goavro would reserve the count up front.
 func TestHugeBlockCountIsRefused(t *testing.T) {
-	c := compile(t, `{"type":"array","items":"long"}`)
+	c := mustCompile(t, `{"type":"array","items":"long"}`)
 	msg := AppendLong(nil, math.MaxInt32)
 	_, _, err := c.Decode(msg)
 	var de *DecodeError
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "do not fit") || de.Offset != 0 {
 		t.Fatalf("got %v", err)
 	}
-	nulls := compile(t, `{"type":"array","items":"null"}`)
+	nulls := mustCompile(t, `{"type":"array","items":"null"}`)
 	if _, _, err := nulls.Decode(AppendLong(nil, maxZeroWidth+1)); err == nil {
 		t.Fatal("an array of more than maxZeroWidth nulls was accepted")
 	}
@@ -252,13 +252,13 @@ func TestHugeBlockCountIsRefused(t *testing.T) {
 }
 
 func TestDecodeErrorNamesThePath(t *testing.T) {
-	c := compile(t, testSchemas["blob"])
+	c := mustCompile(t, testSchemas["blob"])
 	msg, _ := c.Append(nil, map[string]any{"id": "a", "payload": []byte("xyz")})
 	_, _, err := c.Decode(msg[:len(msg)-1])
 	if err == nil || !strings.Contains(err.Error(), ".payload at byte 2") || !strings.Contains(err.Error(), "short buffer") {
 		t.Fatalf("got %v", err)
 	}
-	arr := compile(t, `{"type":"array","items":`+testSchemas["blob"]+`}`)
+	arr := mustCompile(t, `{"type":"array","items":`+testSchemas["blob"]+`}`)
 	msg, _ = arr.Append(nil, []any{map[string]any{"id": "a", "payload": []byte{}}, map[string]any{"id": "b", "payload": []byte{}}})
 	msg[4] = 0x03 // the second record's id says -2 bytes long
 	if _, _, err := arr.Decode(msg); err == nil || !strings.Contains(err.Error(), "[1].id") || !strings.Contains(err.Error(), "negative length") {
@@ -269,7 +269,7 @@ func TestDecodeErrorNamesThePath(t *testing.T) {
 // Append refuses what it cannot write exactly as goavro would, leaving the
 // buffer as it was, so the caller can fall back to goavro.
 func TestAppendRefusesOtherGoTypes(t *testing.T) {
-	c := compile(t, testSchemas["digit"])
+	c := mustCompile(t, testSchemas["digit"])
 	for _, v := range []any{
 		map[string]any{"id": "a", "label": 1.0, "pixels": []any{}},            // float64 for an int
 		map[string]any{"id": "a", "label": int64(1 << 40), "pixels": []any{}}, // does not fit an int
@@ -320,7 +320,7 @@ func TestCompileInNamespace(t *testing.T) {
 
 func BenchmarkDecodeBlobBatch(b *testing.B) {
 	schema := `{"type":"array","items":` + testSchemas["blob"] + `}`
-	g, c := goavroCodec(b, schema), compile(b, schema)
+	g, c := goavroCodec(b, schema), mustCompile(b, schema)
 	recs := make([]any, 100)
 	for i := range recs {
 		recs[i] = map[string]any{"id": fmt.Sprint("r", i), "payload": make([]byte, 1024)}

@@ -69,11 +69,24 @@ func Compile(schemaJSON string) (*Codec, error) { return CompileIn("", schemaJSO
 // namespace is namespace: names without a namespace of their own take it,
 // as they would in place.
 func CompileIn(namespace, schemaJSON string) (*Codec, error) {
+	return compile(namespace, schemaJSON, false)
+}
+
+// CompileLayout compiles only a schema's binary layout: logical types are
+// read as the types they are written as (a timestamp-millis as a long).
+// Its Decode checks that bytes are a well-formed value of the schema
+// before goavro, which would reserve whatever block count a corrupt
+// message declares, decodes them.
+func CompileLayout(schemaJSON string) (*Codec, error) {
+	return compile("", schemaJSON, true)
+}
+
+func compile(namespace, schemaJSON string, layout bool) (*Codec, error) {
 	var s any
 	if err := json.Unmarshal([]byte(schemaJSON), &s); err != nil {
 		return nil, fmt.Errorf("schema is not valid JSON: %w", err)
 	}
-	c := &compiler{named: map[string]*node{}}
+	c := &compiler{named: map[string]*node{}, layout: layout}
 	root, err := c.build(s, namespace)
 	if err != nil {
 		return nil, err
@@ -83,8 +96,9 @@ func CompileIn(namespace, schemaJSON string) (*Codec, error) {
 }
 
 type compiler struct {
-	named map[string]*node
-	all   []*node
+	named  map[string]*node
+	all    []*node
+	layout bool // logical types compile as their underlying types
 }
 
 func (c *compiler) node(k kind) *node {
@@ -150,7 +164,7 @@ func (c *compiler) build(s any, ns string) (*node, error) {
 }
 
 func (c *compiler) complex(s map[string]any, ns string) (*node, error) {
-	if _, ok := s["logicalType"]; ok {
+	if _, ok := s["logicalType"]; ok && !c.layout {
 		return nil, ErrUnsupported
 	}
 	switch t := s["type"].(type) {

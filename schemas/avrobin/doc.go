@@ -16,6 +16,9 @@
 // other value (a float64 for an int, a record missing a field that has a
 // default) it returns ok == false and leaves the caller to encode with
 // goavro, which converts what it can. Compile refuses, with ErrUnsupported,
-// schemas whose values goavro converts (logical types), so their codecs stay
-// on goavro entirely.
+// schemas whose values goavro converts (logical types), so their values stay
+// with goavro; CompileLayout still compiles such a schema's layout, so that
+// bytes are checked before goavro decodes them. (goavro reserves whatever
+// block count a message declares: five bytes declaring 2^31-1 items make it
+// ask for 32 GiB, and the process dies.)
 package avrobin
