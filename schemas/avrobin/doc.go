@@ -10,9 +10,10 @@
 // and no length or index is boxed on the way.
 //
 // Decode is authoritative: it accepts what goavro accepts and refuses what
-// goavro refuses, with an error naming the field path, and it never
-// preallocates more than the input could hold (a corrupt block count cannot
-// exhaust memory). Append handles the Go types a decoded value has; for any
+// goavro refuses, with an error naming the field path, except that it never
+// reserves more items than the input could hold (a corrupt block count
+// cannot exhaust memory) nor more than a million items that take no bytes
+// (nulls). Append handles the Go types a decoded value has; for any
 // other value (a float64 for an int, a record missing a field that has a
 // default) it returns ok == false and leaves the caller to encode with
 // goavro, which converts what it can. Compile refuses, with ErrUnsupported,
