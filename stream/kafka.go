@@ -125,7 +125,59 @@ func ensureTopics(ctx context.Context, cfg Config, partitions int, configs map[s
 			errs = append(errs, fmt.Errorf("creating topic %q: %w (create it yourself with %d partitions, or let FlexiFlow's user create topics)", t.Topic, t.Err, partitions))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return waitForLeaders(ctx, adm, cfg, topics)
+}
+
+// topicsReadyTimeout bounds how long EnsureTopics waits for new topics'
+// partitions to have leaders.
+const topicsReadyTimeout = 30 * time.Second
+
+// waitForLeaders waits until every partition of topics has a leader in the
+// brokers' metadata. A broker answers CreateTopics before every broker
+// knows the topic (on a broker that has just started, for seconds), and a
+// client that produces at once then fails with UNKNOWN_TOPIC_OR_PARTITION.
+func waitForLeaders(ctx context.Context, adm *kadm.Client, cfg Config, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, topicsReadyTimeout)
+	defer cancel()
+	var pending []string
+	for {
+		pending = pending[:0]
+		details, err := adm.ListTopics(ctx, topics...)
+		if err == nil {
+			for _, t := range topics {
+				if d, ok := details[t]; !ok || d.Err != nil || len(d.Partitions) == 0 || !allLed(d.Partitions) {
+					pending = append(pending, t)
+				}
+			}
+			if len(pending) == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return ctx.Err()
+			}
+			if len(pending) == 0 {
+				pending = topics
+			}
+			return fmt.Errorf("topics %s on %s were created but their partitions have no leader after %s: check the brokers' logs",
+				strings.Join(pending, ", "), strings.Join(cfg.Brokers, ","), topicsReadyTimeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func allLed(ps kadm.PartitionDetails) bool {
+	for _, p := range ps {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckTopics returns an error naming every topic that does not exist, and

@@ -36,6 +36,34 @@ func TestTopics(t *testing.T) {
 	}
 }
 
+// Once EnsureTopics returns, every partition of the new topics takes
+// records at once: a producer that gives up at the first
+// UNKNOWN_TOPIC_OR_PARTITION succeeds.
+func TestEnsureTopicsReturnsWhenTopicsTakeRecords(t *testing.T) {
+	for _, b := range streamtest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			cfg := b.Start(t)
+			ctx := context.Background()
+			topics := []string{streamtest.Unique("ready-a"), streamtest.Unique("ready-b")}
+			if err := stream.EnsureTopics(ctx, cfg, 3, topics...); err != nil {
+				t.Fatal(err)
+			}
+			cl, err := kgo.NewClient(append(cfg.ClientOpts(), kgo.UnknownTopicRetries(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			for _, topic := range topics {
+				for p := range int32(3) {
+					if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
+						t.Errorf("%s/%d right after EnsureTopics: %v", topic, p, err)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestPingUnreachable(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
