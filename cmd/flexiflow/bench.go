@@ -42,9 +42,10 @@ CPU seconds per 1,000 batches and how many batches a transaction carried.
 ratio = stage-noop / raw throughput.
 
 Latency: raw and stage-noop then meet the same stream, paced at half of
-stage-noop's throughput (stage-demo at half of its own), and the end-to-end
-p50/p99 from produce to the output or dead-letter topic is reported; the
-p99 difference is the latency the stage adds.
+stage-noop's throughput (stage-demo at half of its own), again --rounds
+times round-robin; the end-to-end p50/p99 from produce to the output or
+dead-letter topic is reported (each variant's median round), and the
+latency the stage adds is the median over rounds of the p99 difference.
 
 With no --brokers the embedded broker runs in this process, so its CPU is
 counted too and competes with the stage for the machine's cores.
@@ -112,7 +113,7 @@ Examples:
 	f.IntVar(&o.Consumers, "consumers", 1, "consumers per variant")
 	f.StringVar(&variants, "variants", "", "comma-separated variants (default raw,stage-noop,stage-demo)")
 	f.StringVar(&format, "format", "table", "table or json")
-	f.IntVar(&o.Rounds, "rounds", 3, "rounds per variant, round-robin; each variant's median round is reported")
+	f.IntVar(&o.Rounds, "rounds", 3, "rounds per variant, round-robin, of throughput and of latency; each variant's median round is reported")
 	f.IntVar(&o.Warmup, "warmup", 500, "batches through an untimed raw loop before measuring")
 	f.BoolVar(&scaling, "scaling", false, "instead: raw and stage-noop throughput for partitions 1, 3, 6 × consumers 1, 2, 3")
 	f.StringVar(&o.ProfileDir, "profile", "", "directory for per-variant CPU and allocation profiles (go tool pprof)")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -83,8 +84,10 @@ type Report struct {
 	// Ratio is stage-noop's batches per second over raw's.
 	Ratio float64 `json:"ratio"`
 	// AddedP99Ms is stage-noop's p99 latency minus raw's, both paced at
-	// half of stage-noop's throughput: the latency the stage adds.
-	AddedP99Ms float64 `json:"added_p99_ms"`
+	// half of stage-noop's throughput: the latency the stage adds. The
+	// median of AddedP99MsRounds, one difference per round.
+	AddedP99Ms       float64   `json:"added_p99_ms"`
+	AddedP99MsRounds []float64 `json:"added_p99_ms_rounds,omitempty"`
 }
 
 // Run measures every variant in turn.
@@ -131,36 +134,60 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	// Latency: raw and stage-noop meet the same stream, paced at half of
 	// stage-noop's throughput, so their difference is what the stage adds;
-	// any other variant is paced at half of its own throughput.
+	// any other variant is paced at half of its own throughput. Like
+	// throughput, latency is measured round-robin, and each variant reports
+	// its median round; the stage's added p99 is the median of the rounds'
+	// differences, so a stall in one pass does not decide it.
 	lw := o
 	lw.Batches = min(o.Batches, 300) // a short backlog warms the consumers up
 	lw.ProfileDir = ""               // profiles cover the throughput rounds (the last one)
+	lat := map[string][]Variant{}
+	for r := 0; r < rep.Rounds && !o.NoLatency; r++ {
+		for _, name := range o.Variants {
+			rate := medians[name].BatchesPerSecond / 2
+			if noop, ok := medians["stage-noop"]; ok && (name == "raw" || name == "stage-noop") {
+				rate = noop.BatchesPerSecond / 2
+			}
+			lv, err := runVariant(ctx, lw, name, max(1, rate), o.Batches)
+			if err != nil {
+				return nil, fmt.Errorf("variant %s, latency: %w", name, err)
+			}
+			o.Progress(fmt.Sprintf("%s (latency round %d/%d): p50 %.1f ms, p99 %.1f ms at %.0f batches/s",
+				name, r+1, rep.Rounds, lv.LatencyP50Ms, lv.LatencyP99Ms, lv.PacedBatchesPerS))
+			lat[name] = append(lat[name], *lv)
+		}
+		if raw, noop := lat["raw"], lat["stage-noop"]; len(raw) > r && len(noop) > r {
+			rep.AddedP99MsRounds = append(rep.AddedP99MsRounds, noop[r].LatencyP99Ms-raw[r].LatencyP99Ms)
+		}
+	}
 	for _, name := range o.Variants {
-		if o.NoLatency {
-			rep.Variants = append(rep.Variants, medians[name])
-			continue
-		}
-		rate := medians[name].BatchesPerSecond / 2
-		if noop, ok := medians["stage-noop"]; ok && (name == "raw" || name == "stage-noop") {
-			rate = noop.BatchesPerSecond / 2
-		}
-		lv, err := runVariant(ctx, lw, name, max(1, rate), o.Batches)
-		if err != nil {
-			return nil, fmt.Errorf("variant %s, latency: %w", name, err)
-		}
 		v := medians[name]
-		v.PacedBatchesPerS, v.LatencyP50Ms, v.LatencyP99Ms = lv.PacedBatchesPerS, lv.LatencyP50Ms, lv.LatencyP99Ms
-		medians[name] = v
-		o.Progress(fmt.Sprintf("%s: p50 %.1f ms, p99 %.1f ms at %.0f batches/s", name, v.LatencyP50Ms, v.LatencyP99Ms, v.PacedBatchesPerS))
+		if ls := lat[name]; len(ls) > 0 {
+			v.PacedBatchesPerS = ls[0].PacedBatchesPerS
+			v.LatencyP50Ms = median(ls, func(l Variant) float64 { return l.LatencyP50Ms })
+			v.LatencyP99Ms = median(ls, func(l Variant) float64 { return l.LatencyP99Ms })
+		}
 		rep.Variants = append(rep.Variants, v)
 	}
 	raw, okRaw := medians["raw"]
 	noop, okNoop := medians["stage-noop"]
 	if okRaw && okNoop && raw.BatchesPerSecond > 0 {
 		rep.Ratio = noop.BatchesPerSecond / raw.BatchesPerSecond
-		rep.AddedP99Ms = noop.LatencyP99Ms - raw.LatencyP99Ms
+	}
+	if len(rep.AddedP99MsRounds) > 0 {
+		rep.AddedP99Ms = median(rep.AddedP99MsRounds, func(x float64) float64 { return x })
 	}
 	return rep, nil
+}
+
+// median is the middle value of f over xs (the upper one of an even count).
+func median[T any](xs []T, f func(T) float64) float64 {
+	vs := make([]float64, len(xs))
+	for i, x := range xs {
+		vs[i] = f(x)
+	}
+	slices.Sort(vs)
+	return vs[len(vs)/2]
 }
 
 // Cell is one point of a scaling grid.
@@ -590,5 +617,13 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "ratio (stage-noop / raw throughput): %.2f\n", r.Ratio)
-	fmt.Fprintf(w, "p99 latency the stage adds (stage-noop - raw, same paced stream): %+.1f ms\n", r.AddedP99Ms)
+	fmt.Fprintf(w, "p99 latency the stage adds (stage-noop - raw, same paced stream): %+.1f ms", r.AddedP99Ms)
+	if len(r.AddedP99MsRounds) > 1 {
+		rounds := make([]string, len(r.AddedP99MsRounds))
+		for i, x := range r.AddedP99MsRounds {
+			rounds[i] = fmt.Sprintf("%+.1f", x)
+		}
+		fmt.Fprintf(w, " (median of rounds %s)", strings.Join(rounds, ", "))
+	}
+	fmt.Fprintln(w)
 }

@@ -14,7 +14,7 @@ import (
 func TestRunMeasuresEveryVariant(t *testing.T) {
 	for _, b := range streamtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			rep, err := Run(context.Background(), Options{Kafka: b.Start(t), Batches: 60, BatchSize: 10, RecordBytes: 64, Partitions: 2, Consumers: 1})
+			rep, err := Run(context.Background(), Options{Kafka: b.Start(t), Batches: 60, BatchSize: 10, RecordBytes: 64, Partitions: 2, Consumers: 1, Rounds: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -31,6 +31,11 @@ func TestRunMeasuresEveryVariant(t *testing.T) {
 			}
 			if !(rep.Ratio > 0) {
 				t.Errorf("ratio %v", rep.Ratio)
+			}
+			// Two latency rounds, one p99 difference each; the median of
+			// two is the upper one.
+			if d := rep.AddedP99MsRounds; len(d) != 2 || rep.AddedP99Ms != max(d[0], d[1]) {
+				t.Errorf("added p99 %v from rounds %v", rep.AddedP99Ms, d)
 			}
 		})
 	}
