@@ -19,7 +19,7 @@
 //
 // goavro parses every schema and computes its fingerprint; the bytes are
 // read and written by the schema's compiled codec (package avrobin), which
-// reads and writes the same Go values with a fraction of the allocations,
+// reads and writes the same Go values with fewer allocations,
 // with goavro taking over for values and schemas it leaves to it.
 // Traces are written field by field.
 //

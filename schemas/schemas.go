@@ -202,7 +202,7 @@ func (c *Codec) decodeBody(body []byte) (any, error) {
 	)
 	if c.fast != nil {
 		v, rest, err = c.fast.Decode(body)
-	} else if _, _, err = c.layout.Decode(body); err == nil {
+	} else if _, err = c.layout.Check(body); err == nil {
 		// Well-formed: goavro may decode it (and convert its logical types)
 		// without reserving memory a corrupt block count asks for.
 		v, rest, err = c.avro.NativeFromBinary(body)

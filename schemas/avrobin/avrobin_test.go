@@ -183,6 +183,13 @@ func TestMutatedInput(t *testing.T) {
 				valid, _ := c.Append(nil, gen(r, c.root, 0))
 				b := mutate(r, valid)
 				v, rest, err := c.Decode(b)
+				crest, cerr := c.Check(b)
+				if err == nil && (cerr != nil || len(crest) != len(rest)) {
+					t.Fatalf("Decode accepted %x (%d left) but Check said %v (%d left)", b, len(rest), cerr, len(crest))
+				}
+				if err != nil && cerr == nil && !strings.Contains(err.Error(), "duplicate map key") {
+					t.Fatalf("Check accepted %x that Decode refused: %v", b, err)
+				}
 				if err != nil {
 					var de *DecodeError
 					if !errors.As(err, &de) || de.Offset < 0 || de.Offset > len(b) {
@@ -344,4 +351,20 @@ func BenchmarkDecodeBlobBatch(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Check walks a value without building it: it allocates nothing.
+func TestCheckAllocatesNothing(t *testing.T) {
+	c := mustCompile(t, testSchemas["everything"])
+	msg, ok := c.Append(nil, gen(rand.New(rand.NewPCG(5, 6)), c.root, 0))
+	if !ok {
+		t.Fatal("Append refused a generated value")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := c.Check(msg); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Check allocated %v times per run", n)
+	}
 }

@@ -74,9 +74,9 @@ func CompileIn(namespace, schemaJSON string) (*Codec, error) {
 
 // CompileLayout compiles only a schema's binary layout: logical types are
 // read as the types they are written as (a timestamp-millis as a long).
-// Its Decode checks that bytes are a well-formed value of the schema
-// before goavro, which would reserve whatever block count a corrupt
-// message declares, decodes them.
+// Its Check tells, without building anything, that bytes are a
+// well-formed value of the schema before goavro, which would reserve
+// whatever block count a corrupt message declares, decodes them.
 func CompileLayout(schemaJSON string) (*Codec, error) {
 	return compile("", schemaJSON, true)
 }
@@ -174,21 +174,17 @@ func (c *compiler) complex(s map[string]any, ns string) (*node, error) {
 		switch t {
 		case "record", "enum", "fixed":
 			return c.namedType(t, s, ns)
-		case "array":
-			n := c.node(kArray)
-			items, err := c.build(s["items"], ns)
+		case "array", "map":
+			k, attr := kArray, "items"
+			if t == "map" {
+				k, attr = kMap, "values"
+			}
+			n := c.node(k)
+			items, err := c.build(s[attr], ns)
 			if err != nil {
-				return nil, fmt.Errorf("array items: %w", err)
+				return nil, fmt.Errorf("%s %s: %w", t, attr, err)
 			}
 			n.items = items
-			return n, nil
-		case "map":
-			n := c.node(kMap)
-			values, err := c.build(s["values"], ns)
-			if err != nil {
-				return nil, fmt.Errorf("map values: %w", err)
-			}
-			n.items = values
 			return n, nil
 		}
 		return c.build(t, ns)

@@ -75,24 +75,6 @@ func (c *Codec) Decode(buf []byte) (any, []byte, error) {
 	return v, buf[i:], nil
 }
 
-// ReadLong reads a zig-zag varint long.
-func ReadLong(buf []byte) (int64, []byte, error) {
-	v, i, ok := readLong(buf, 0)
-	if !ok {
-		return 0, nil, ErrShortBuffer
-	}
-	return v, buf[i:], nil
-}
-
-// ReadString reads a length-prefixed string.
-func ReadString(buf []byte) (string, []byte, error) {
-	b, i, err := readBytes(buf, 0)
-	if err != nil {
-		return "", nil, err.(*pathError).err
-	}
-	return string(b), buf[i:], nil
-}
-
 // readLong reads a zig-zag varint the way goavro does (it does not bound
 // the varint's length; bits past the 64th are dropped).
 func readLong(b []byte, i int) (int64, int, bool) {
@@ -103,21 +85,6 @@ func readLong(b []byte, i int) (int64, int, bool) {
 		v |= uint64(c&0x7f) << shift
 		if c < 0x80 {
 			return int64(v>>1) ^ -int64(v&1), i + 1, true
-		}
-		shift += 7
-	}
-	return 0, i, false
-}
-
-// readInt is readLong truncated to 32 bits, as goavro does.
-func readInt(b []byte, i int) (int32, int, bool) {
-	var v int
-	var shift uint
-	for ; i < len(b); i++ {
-		c := b[i]
-		v |= int(c&0x7f) << shift
-		if c < 0x80 {
-			return int32(v>>1) ^ -int32(v&1), i + 1, true
 		}
 		shift += 7
 	}
@@ -187,11 +154,12 @@ func (n *node) decode(b []byte, i int) (any, int, error) {
 		}
 		return nil, 0, fail(i, "boolean byte is %d, not 0 or 1", b[i])
 	case kInt:
-		v, j, ok := readInt(b, i)
+		// goavro reads an int as a varint truncated to 32 bits.
+		v, j, ok := readLong(b, i)
 		if !ok {
 			return nil, 0, short(i)
 		}
-		return v, j, nil
+		return int32(v), j, nil
 	case kLong:
 		v, j, ok := readLong(b, i)
 		if !ok {
@@ -326,4 +294,115 @@ func le64(b []byte) uint64 {
 	_ = b[7]
 	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// Check reports whether buf starts with a well-formed value of the schema
+// and returns the bytes after it, like Decode but without building the
+// value: no allocation, whatever the value. Map keys are not checked for
+// duplicates.
+func (c *Codec) Check(buf []byte) ([]byte, error) {
+	i, err := c.root.skip(buf, 0)
+	if err != nil {
+		return nil, err.(*pathError).finish()
+	}
+	return buf[i:], nil
+}
+
+// skip walks the value at i as decode does, building nothing.
+func (n *node) skip(b []byte, i int) (int, error) {
+	switch n.kind {
+	case kNull:
+		return i, nil
+	case kBool:
+		if i >= len(b) {
+			return 0, short(i)
+		}
+		if b[i] > 1 {
+			return 0, fail(i, "boolean byte is %d, not 0 or 1", b[i])
+		}
+		return i + 1, nil
+	case kInt, kLong:
+		if _, j, ok := readLong(b, i); ok {
+			return j, nil
+		}
+		return 0, short(i)
+	case kFloat, kDouble, kFixed:
+		w := n.size
+		switch n.kind {
+		case kFloat:
+			w = 4
+		case kDouble:
+			w = 8
+		}
+		if len(b)-i < w {
+			return 0, short(i)
+		}
+		return i + w, nil
+	case kBytes, kString:
+		_, j, err := readBytes(b, i)
+		return j, err
+	case kRecord:
+		for _, f := range n.fields {
+			j, err := f.node.skip(b, i)
+			if err != nil {
+				return 0, within(err, "."+f.name)
+			}
+			i = j
+		}
+		return i, nil
+	case kEnum:
+		idx, j, ok := readLong(b, i)
+		if !ok {
+			return 0, short(i)
+		}
+		if idx < 0 || idx >= int64(len(n.symbols)) {
+			return 0, fail(i, "enum %s index %d is not between 0 and %d", n.name, idx, len(n.symbols)-1)
+		}
+		return j, nil
+	case kArray, kMap:
+		return n.skipBlocks(b, i)
+	case kUnion:
+		idx, j, ok := readLong(b, i)
+		if !ok {
+			return 0, short(i)
+		}
+		if idx < 0 || idx >= int64(len(n.branches)) {
+			return 0, fail(i, "union branch %d is not between 0 and %d", idx, len(n.branches)-1)
+		}
+		j, err := n.branches[idx].skip(b, j)
+		if err != nil {
+			return 0, within(err, "<"+n.labels[idx]+">")
+		}
+		return j, nil
+	}
+	return 0, fail(i, "unknown schema kind %d", n.kind)
+}
+
+// skipBlocks walks an array's or a map's blocks.
+func (n *node) skipBlocks(b []byte, i int) (int, error) {
+	w := n.items.minSize
+	if n.kind == kMap {
+		w++ // a key takes at least its length byte
+	}
+	count, i, err := blockCount(b, i, w, 0)
+	if err != nil {
+		return 0, err
+	}
+	for seen := 0; count != 0; {
+		for range count {
+			if n.kind == kMap {
+				if _, i, err = readBytes(b, i); err != nil {
+					return 0, within(err, "{key}")
+				}
+			}
+			if i, err = n.items.skip(b, i); err != nil {
+				return 0, within(err, fmt.Sprintf("[%d]", seen))
+			}
+			seen++
+		}
+		if count, i, err = blockCount(b, i, w, seen); err != nil {
+			return 0, err
+		}
+	}
+	return i, nil
 }

@@ -18,8 +18,8 @@
 // default) it returns ok == false and leaves the caller to encode with
 // goavro, which converts what it can. Compile refuses, with ErrUnsupported,
 // schemas whose values goavro converts (logical types), so their values stay
-// with goavro; CompileLayout still compiles such a schema's layout, so that
-// bytes are checked before goavro decodes them. (goavro reserves whatever
+// with goavro; CompileLayout still compiles such a schema's layout, and its Check
+// walks bytes without building values before goavro decodes them. (goavro reserves whatever
 // block count a message declares: five bytes declaring 2^31-1 items make it
 // ask for 32 GiB, and the process dies.)
 package avrobin
