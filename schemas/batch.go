@@ -60,22 +60,14 @@ func numericFields(record any) []string {
 
 // Encode appends the single-object encoding of b to buf.
 func (c *BatchCodec) Encode(buf []byte, b *Batch) ([]byte, error) {
-	tried := b.Tried
-	if tried == nil {
-		tried = []string{}
-	}
-	records := b.Records
-	if records == nil {
-		records = []map[string]any{}
-	}
 	native := map[string]any{
 		"batch_id":      b.ID,
 		"workflow":      b.Workflow,
 		"step":          b.Step,
 		"attempt":       int32(b.Attempt),
-		"tried":         tried,
+		"tried":         b.Tried,
 		"created_at_ms": b.CreatedAtMs,
-		"records":       records,
+		"records":       b.Records,
 	}
 	out, err := c.Codec.Encode(buf, native)
 	if err != nil {

@@ -141,6 +141,15 @@ func TestFastPathMatchesGoavro(t *testing.T) {
 			t.Errorf("%s: decode: %+v, %v", name, back, err)
 		}
 	}
+	// A batch with no models tried and no records (nil slices) too.
+	blob, _ := reg.BatchCodec("flexiflow.bench.Blob")
+	slow := *blob.Codec
+	slow.fast = nil
+	got, err1 := blob.Encode(nil, &Batch{ID: "x"})
+	want, err2 := (&BatchCodec{Codec: &slow}).Encode(nil, &Batch{ID: "x"})
+	if err1 != nil || err2 != nil || !bytes.Equal(got, want) {
+		t.Errorf("empty batch: compiled %x (%v), goavro %x (%v)", got, err1, want, err2)
+	}
 	// A float64 label is not what a decoded record holds: goavro converts it.
 	c, _ := reg.BatchCodec("flexiflow.demo.DigitPrediction")
 	msg, err := c.Encode(nil, &Batch{ID: "b", Records: []map[string]any{{"id": "r", "label": 3.0, "predicted": 8.0, "confidence": 1.0}}})
