@@ -22,6 +22,12 @@
 // offsets) is committed in one Kafka transaction, so a crash neither loses
 // nor duplicates a batch.
 //
+// Batches start down the data path as soon as the Kafka client has fetched
+// them, on WithWorkers goroutines, while the previous transaction is still
+// committing; the transaction that polls a batch takes its result, in poll
+// order, and produces it. A batch whose partition is revoked before it is
+// polled is dropped, and its new owner processes it again.
+//
 // Compile turns a workflow into compiled Steps (codecs, models, assertions);
 // NewStage wraps a Step with a policy and a Kafka connection.
 package stages

@@ -89,10 +89,20 @@ func WithInstance(id string) Option { return func(s *Stage) { s.instance = id } 
 // WithMaxPoll bounds how many batches one transaction covers (default 32).
 func WithMaxPoll(n int) Option { return func(s *Stage) { s.maxPoll = n } }
 
-// WithWorkers sets how many batches of one poll go down the data path at
-// once (default: the number of CPUs the process may use). Models then run
-// concurrently: a model that is not safe for concurrent use needs 1.
-func WithWorkers(n int) Option { return func(s *Stage) { s.workers = n } }
+// WithWorkers sets how many batches go down the data path at once (default:
+// the number of CPUs the process may use). Workers start on fetched batches
+// before they are polled, while the previous transaction commits, up to one
+// poll's worth (WithMaxPoll) ahead. Models then run concurrently: a model
+// that is not safe for concurrent use needs 1, and so does a cheap
+// in-process model on a machine whose other cores the Kafka client needs.
+// A value below 1 keeps the default.
+func WithWorkers(n int) Option {
+	return func(s *Stage) {
+		if n >= 1 {
+			s.workers = n
+		}
+	}
+}
 
 // NewStage prepares a consumer for step on the Kafka cluster cfg describes.
 func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
@@ -181,7 +191,16 @@ func (s *Stage) Run(ctx context.Context) error {
 func (s *Stage) session(ctx context.Context, restored *bool) error {
 	spec := s.step.Spec
 	txnID := spec.Group + "-" + s.instance
+	// Batches go down the data path as soon as they are fetched (see
+	// ahead); they are produced by the transaction that polls them.
+	actx, stopAhead := context.WithCancel(ctx)
+	a := newAhead(actx, s.workers, s.maxPoll, s.process, s.discard)
+	defer func() {
+		stopAhead()
+		a.close()
+	}()
 	opts := append(s.kafka.ClientOpts(),
+		kgo.WithHooks(a),
 		kgo.ConsumerGroup(spec.Group),
 		kgo.ConsumeTopics(spec.Topics.In, spec.Topics.Retry),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -222,14 +241,14 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 			continue
 		}
 		s.metrics.observeLag(s.step.Spec.Name, fetches)
-		if err := s.transact(ctx, sess, fetches); err != nil {
+		if err := s.transact(ctx, sess, a, fetches); err != nil {
 			return err
 		}
 	}
 }
 
 // transact processes one poll's records inside one transaction.
-func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fetches kgo.Fetches) error {
+func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a *ahead, fetches kgo.Fetches) error {
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("step %q: beginning a transaction: %w", s.step.Spec.Name, err)
 	}
@@ -241,8 +260,7 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 		s.recycle(r)
 	}
 	var (
-		abort  atomic.Bool
-		mu     sync.Mutex
+		abort  bool
 		routed []route
 	)
 	// Records are produced under a context that shutdown does not cancel:
@@ -250,28 +268,22 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 	// transaction that still commits the offsets it consumed. Shutdown
 	// instead aborts the transaction (errShutdown) or lets it finish.
 	produceCtx := context.WithoutCancel(ctx)
-	// Batches of one poll are independent, so they go down the data path on
-	// several workers at once; each produces its own records as soon as it
-	// has them, and the transaction covers them all.
-	recs := fetches.Records()
-	s.parallel(len(recs), func(i int) {
-		if abort.Load() {
-			return
-		}
-		out, rt, err := s.process(ctx, recs[i])
+	// The workers have usually processed these batches already, while the
+	// previous transaction committed; each batch's records are produced in
+	// poll order as soon as its result is there.
+	for _, r := range fetches.Records() {
+		out, rt, err := a.take(r)
 		if err != nil {
-			abort.Store(true) // shutting down: leave the batch for the next owner
-			return
+			abort = true // shutting down: leave the batch for the next owner
+			break
 		}
 		for _, o := range out {
 			if o != nil {
 				sess.Produce(produceCtx, o, promise)
 			}
 		}
-		mu.Lock()
 		routed = append(routed, rt)
-		mu.Unlock()
-	})
+	}
 	if st := s.stateRecord(); st != nil && len(routed) > 0 {
 		sess.Produce(produceCtx, st, promise) // what was learned commits with what was done
 	}
@@ -282,13 +294,13 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 	// failed, however late, turns the commit into an abort.
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.closeDeadline)
 	defer cancel()
-	if !abort.Load() {
+	if !abort {
 		if err := sess.Client().Flush(endCtx); err != nil {
 			produceErr.CompareAndSwap(nil, fmt.Errorf("flushing the transaction's records: %w", err))
 		}
 	}
 	commit := kgo.TryCommit
-	if abort.Load() || produceErr.Load() != nil {
+	if abort || produceErr.Load() != nil {
 		commit = kgo.TryAbort
 	}
 	committed, err := sess.End(endCtx, commit)
@@ -324,33 +336,6 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, fe
 		}
 	}
 	return nil
-}
-
-// parallel calls f(0..n-1) on up to s.workers goroutines and waits.
-func (s *Stage) parallel(n int, f func(i int)) {
-	w := min(s.workers, n)
-	if w <= 1 {
-		for i := range n {
-			f(i)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range w {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				f(i)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // route is what processing one record decided, for the counters.
@@ -511,6 +496,15 @@ func (s *Stage) emit(r *kgo.Record, batch *schemas.Batch, trace *schemas.Trace, 
 // come back through recycle once Kafka has acknowledged their record.
 func (s *Stage) encodeBuf(n int) []byte {
 	return s.bufs.get(n + n/4 + 512)
+}
+
+// discard recycles the outputs of a batch that will not be produced.
+func (s *Stage) discard(out []*kgo.Record) {
+	for _, o := range out {
+		if o != nil {
+			s.recycle(o)
+		}
+	}
 }
 
 // recycle returns a produced record's value to the buffer pool when the

@@ -111,6 +111,7 @@ Examples:
 	f.IntVar(&o.RecordBytes, "record-bytes", 1024, "payload bytes per record")
 	f.IntVar(&o.Partitions, "partitions", 3, "partitions of the input and output topics")
 	f.IntVar(&o.Consumers, "consumers", 1, "consumers per variant")
+	f.IntVar(&o.Workers, "workers", 0, "batches each stage consumer processes at once (0: the stage default, one per CPU)")
 	f.StringVar(&variants, "variants", "", "comma-separated variants (default raw,stage-noop,stage-demo)")
 	f.StringVar(&format, "format", "table", "table or json")
 	f.IntVar(&o.Rounds, "rounds", 3, "rounds per variant, round-robin, of throughput and of latency; each variant's median round is reported")

@@ -73,7 +73,7 @@ Example:
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
 	f.IntVar(&replicas, "replicas", 1, "consumers of this step in this process")
-	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "batches of one poll each consumer processes at once (models must be safe for concurrent use; 1 for models that are not)")
+	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "batches each consumer processes at once, starting on fetched batches while the previous transaction commits (models must be safe for concurrent use; 1 for models that are not)")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count")
 	f.DurationVar(&every, "progress-every", 10*time.Second, "how often to log the stage's counters")
 	_ = cmd.MarkFlagRequired("step")

@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -36,8 +38,11 @@ type Options struct {
 	BatchSize   int           // records per batch
 	RecordBytes int           // payload bytes per record (stage-noop and raw)
 	Partitions  int
-	Consumers   int      // consumers per variant (goroutines, each a group member)
-	Variants    []string // default: raw, stage-noop, stage-demo
+	Consumers   int // consumers per variant (goroutines, each a group member)
+	// Workers is how many batches each stage consumer processes at once
+	// (stages.WithWorkers); 0 keeps the stage's default.
+	Workers  int
+	Variants []string // default: raw, stage-noop, stage-demo
 	// Rounds runs every variant this many times, round-robin, and reports
 	// each variant's median round (by throughput): a broker that warms up
 	// or a noisy neighbour then biases no variant. Default 1.
@@ -527,7 +532,7 @@ func stageSetup(o Options, step *stages.Step, mk func(int) ([]byte, error)) *set
 		running []*stages.Stage
 	)
 	s.run = func(ctx context.Context, c int) error {
-		st, err := stages.NewStage(step, o.Kafka, stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("bench-%d", c)))
+		st, err := stages.NewStage(step, o.Kafka, stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("bench-%d", c)), stages.WithWorkers(o.Workers))
 		if err != nil {
 			return err
 		}
@@ -565,9 +570,24 @@ func startProfile(dir, variant string) (func() error, error) {
 		f.Close()
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
+	// The execution trace shows what the CPU profile cannot: when the
+	// loop waits (on the broker, on a flush) rather than computes.
+	tf, err := os.Create(filepath.Join(dir, "trace-"+variant+".out"))
+	if err != nil {
+		pprof.StopCPUProfile()
+		f.Close()
+		return nil, fmt.Errorf("execution trace: %w", err)
+	}
+	if err := trace.Start(tf); err != nil {
+		pprof.StopCPUProfile()
+		f.Close()
+		tf.Close()
+		return nil, fmt.Errorf("execution trace: %w", err)
+	}
 	return func() error {
 		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
+		trace.Stop()
+		if err := errors.Join(f.Close(), tf.Close()); err != nil {
 			return err
 		}
 		h, err := os.Create(filepath.Join(dir, "allocs-"+variant+".pprof"))
