@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -366,5 +367,83 @@ func TestCheckAllocatesNothing(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("Check allocated %v times per run", n)
+	}
+}
+
+// blobBatch encodes n Blob records whose ids are idLen bytes long.
+func blobBatch(t testing.TB, c *Codec, n, idLen int) ([]byte, []any) {
+	t.Helper()
+	recs := make([]any, n)
+	for i := range recs {
+		id := fmt.Sprintf("%0*d", idLen, i)
+		recs[i] = map[string]any{"id": id, "payload": []byte{byte(i), 1, 2}}
+	}
+	msg, ok := c.Append(nil, recs)
+	if !ok {
+		t.Fatal("Append refused a batch of blobs")
+	}
+	return msg, recs
+}
+
+// Decoded strings are copies: overwriting the input (a reused fetch buffer,
+// say) leaves them as they were, short ones from the arena's slabs and
+// long ones alike; bytes fields alias the input, as documented.
+func TestDecodedStringsOwnTheirBytes(t *testing.T) {
+	c := mustCompile(t, `{"type":"array","items":`+testSchemas["blob"]+`}`)
+	for _, idLen := range []int{0, 3, maxSlabbed, maxSlabbed + 1, 3 * maxText} {
+		msg, want := blobBatch(t, c, 300, idLen)
+		got, _, err := c.Decode(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range msg {
+			msg[i] = 0xff
+		}
+		for i, r := range got.([]any) {
+			if id, wantID := r.(map[string]any)["id"], want[i].(map[string]any)["id"]; id != wantID {
+				t.Fatalf("id length %d: record %d's id became %.20q after the input changed, want %.20q", idLen, i, id, wantID)
+			}
+			if p := r.(map[string]any)["payload"].([]byte); p[0] != 0xff {
+				t.Fatalf("id length %d: record %d's payload %v does not alias the input", idLen, i, p)
+			}
+		}
+	}
+}
+
+// Values boxed from shared slabs survive garbage collections while other
+// batches are decoded and dropped.
+func TestArenaValuesSurviveGC(t *testing.T) {
+	c := mustCompile(t, `{"type":"array","items":`+testSchemas["blob"]+`}`)
+	msg, want := blobBatch(t, c, 200, 5)
+	var kept []any
+	for round := range 50 {
+		v, _, err := c.Decode(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round%10 == 0 {
+			kept = append(kept, v.([]any)[round]) // one record keeps its slabs alive
+		}
+		runtime.GC()
+	}
+	for k, r := range kept {
+		if w := want[10*k]; !reflect.DeepEqual(r, w) {
+			t.Errorf("kept record %d is %v after collections, want %v", 10*k, r, w)
+		}
+	}
+}
+
+// A batch's strings and byte slices are boxed from a few slabs: what is left
+// is about the records' maps (two allocations each) and the array.
+func TestDecodeBoxesFromSlabs(t *testing.T) {
+	c := mustCompile(t, `{"type":"array","items":`+testSchemas["blob"]+`}`)
+	msg, _ := blobBatch(t, c, 100, 8)
+	n := testing.AllocsPerRun(50, func() {
+		if _, _, err := c.Decode(msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n > 2*100+20 {
+		t.Errorf("decoding 100 blobs allocated %v times; boxing each value alone takes %d more", n, 3*100)
 	}
 }

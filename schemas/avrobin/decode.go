@@ -68,7 +68,8 @@ func (e *pathError) finish() *DecodeError {
 // Decode decodes one value from the start of buf and returns it with the
 // bytes that follow it. Errors are *DecodeError.
 func (c *Codec) Decode(buf []byte) (any, []byte, error) {
-	v, i, err := c.root.decode(buf, 0)
+	var a arena
+	v, i, err := c.root.decode(buf, 0, &a)
 	if err != nil {
 		return nil, nil, err.(*pathError).finish()
 	}
@@ -138,7 +139,7 @@ func blockCount(b []byte, i int, w int, seen int) (int, int, error) {
 	return int(n), j, nil
 }
 
-func (n *node) decode(b []byte, i int) (any, int, error) {
+func (n *node) decode(b []byte, i int, a *arena) (any, int, error) {
 	switch n.kind {
 	case kNull:
 		return nil, i, nil
@@ -182,17 +183,17 @@ func (n *node) decode(b []byte, i int) (any, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		return v, j, nil
+		return a.boxBytes(v), j, nil
 	case kString:
 		v, j, err := readBytes(b, i)
 		if err != nil {
 			return nil, 0, err
 		}
-		return string(v), j, nil
+		return a.boxString(v), j, nil
 	case kRecord:
 		m := make(map[string]any, len(n.fields))
 		for _, f := range n.fields {
-			v, j, err := f.node.decode(b, i)
+			v, j, err := f.node.decode(b, i, a)
 			if err != nil {
 				return nil, 0, within(err, "."+f.name)
 			}
@@ -215,9 +216,9 @@ func (n *node) decode(b []byte, i int) (any, int, error) {
 		end := i + n.size
 		return b[i:end:end], end, nil
 	case kArray:
-		return n.decodeArray(b, i)
+		return n.decodeArray(b, i, a)
 	case kMap:
-		return n.decodeMap(b, i)
+		return n.decodeMap(b, i, a)
 	case kUnion:
 		idx, j, ok := readLong(b, i)
 		if !ok {
@@ -226,7 +227,7 @@ func (n *node) decode(b []byte, i int) (any, int, error) {
 		if idx < 0 || idx >= int64(len(n.branches)) {
 			return nil, 0, fail(i, "union branch %d is not between 0 and %d", idx, len(n.branches)-1)
 		}
-		v, j, err := n.branches[idx].decode(b, j)
+		v, j, err := n.branches[idx].decode(b, j, a)
 		if err != nil {
 			return nil, 0, within(err, "<"+n.labels[idx]+">")
 		}
@@ -238,7 +239,7 @@ func (n *node) decode(b []byte, i int) (any, int, error) {
 	return nil, 0, fail(i, "unknown schema kind %d", n.kind)
 }
 
-func (n *node) decodeArray(b []byte, i int) (any, int, error) {
+func (n *node) decodeArray(b []byte, i int, a *arena) (any, int, error) {
 	w := n.items.minSize
 	count, i, err := blockCount(b, i, w, 0)
 	if err != nil {
@@ -247,7 +248,7 @@ func (n *node) decodeArray(b []byte, i int) (any, int, error) {
 	out := make([]any, 0, count)
 	for count != 0 {
 		for range count {
-			v, j, err := n.items.decode(b, i)
+			v, j, err := n.items.decode(b, i, a)
 			if err != nil {
 				return nil, 0, within(err, fmt.Sprintf("[%d]", len(out)))
 			}
@@ -260,7 +261,7 @@ func (n *node) decodeArray(b []byte, i int) (any, int, error) {
 	return out, i, nil
 }
 
-func (n *node) decodeMap(b []byte, i int) (any, int, error) {
+func (n *node) decodeMap(b []byte, i int, a *arena) (any, int, error) {
 	w := 1 + n.items.minSize // a key takes at least its length byte
 	count, i, err := blockCount(b, i, w, 0)
 	if err != nil {
@@ -277,7 +278,7 @@ func (n *node) decodeMap(b []byte, i int) (any, int, error) {
 			if _, dup := out[key]; dup {
 				return nil, 0, fail(i, "duplicate map key %q", key)
 			}
-			v, j, err := n.items.decode(b, j)
+			v, j, err := n.items.decode(b, j, a)
 			if err != nil {
 				return nil, 0, within(err, fmt.Sprintf("[%q]", key))
 			}
