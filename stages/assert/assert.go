@@ -101,7 +101,7 @@ func compileBool(env *cel.Env, expr string) (cel.Program, error) {
 	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
 		return nil, fmt.Errorf("%q evaluates to %s; an assertion must be true or false", expr, t)
 	}
-	return env.Program(ast)
+	return env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 }
 
 // Names lists the record assertions in order.
