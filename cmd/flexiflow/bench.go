@@ -118,6 +118,7 @@ Examples:
 	f.IntVar(&o.Warmup, "warmup", 500, "batches through an untimed raw loop before measuring")
 	f.BoolVar(&scaling, "scaling", false, "instead: raw and stage-noop throughput for partitions 1, 3, 6 × consumers 1, 2, 3")
 	f.StringVar(&o.ProfileDir, "profile", "", "directory for per-variant CPU and allocation profiles (go tool pprof)")
+	f.BoolVar(&o.Trace, "trace", false, "with --profile, also write per-variant execution traces (go tool trace); slows the run, so its figures are not throughput figures")
 	return cmd
 }
 

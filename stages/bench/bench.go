@@ -59,6 +59,11 @@ type Options struct {
 	// allocation profile taken after it (allocs-<variant>.pprof), for
 	// `go tool pprof`.
 	ProfileDir string
+	// Trace adds a Go execution trace of each drain to ProfileDir
+	// (trace-<variant>.out, for `go tool trace`): it shows when the loop
+	// waits rather than computes. Tracing slows the run severalfold, so a
+	// traced run's figures are not throughput figures.
+	Trace bool
 }
 
 // Variant is one variant's figures.
@@ -277,7 +282,7 @@ func runVariant(ctx context.Context, o Options, name string, rate float64, paceM
 		return nil, err
 	}
 	defer reader.close()
-	stopProfile, err := startProfile(o.ProfileDir, name)
+	stopProfile, err := startProfile(o.ProfileDir, name, o.Trace)
 	if err != nil {
 		return nil, err
 	}
@@ -554,8 +559,9 @@ func stageSetup(o Options, step *stages.Step, mk func(int) ([]byte, error)) *set
 }
 
 // startProfile starts a CPU profile of variant into dir (nothing when dir
-// is empty); the returned func stops it and writes the allocation profile.
-func startProfile(dir, variant string) (func() error, error) {
+// is empty), and an execution trace if withTrace; the returned func stops
+// them and writes the allocation profile.
+func startProfile(dir, variant string, withTrace bool) (func() error, error) {
 	if dir == "" {
 		return func() error { return nil }, nil
 	}
@@ -570,24 +576,27 @@ func startProfile(dir, variant string) (func() error, error) {
 		f.Close()
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
-	// The execution trace shows what the CPU profile cannot: when the
-	// loop waits (on the broker, on a flush) rather than computes.
-	tf, err := os.Create(filepath.Join(dir, "trace-"+variant+".out"))
-	if err != nil {
-		pprof.StopCPUProfile()
-		f.Close()
-		return nil, fmt.Errorf("execution trace: %w", err)
-	}
-	if err := trace.Start(tf); err != nil {
-		pprof.StopCPUProfile()
-		f.Close()
-		tf.Close()
-		return nil, fmt.Errorf("execution trace: %w", err)
+	var tf *os.File
+	if withTrace {
+		if tf, err = os.Create(filepath.Join(dir, "trace-"+variant+".out")); err == nil {
+			if err = trace.Start(tf); err != nil {
+				tf.Close()
+			}
+		}
+		if err != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			return nil, fmt.Errorf("execution trace: %w", err)
+		}
 	}
 	return func() error {
 		pprof.StopCPUProfile()
-		trace.Stop()
-		if err := errors.Join(f.Close(), tf.Close()); err != nil {
+		err := f.Close()
+		if tf != nil {
+			trace.Stop()
+			err = errors.Join(err, tf.Close())
+		}
+		if err != nil {
 			return err
 		}
 		h, err := os.Create(filepath.Join(dir, "allocs-"+variant+".pprof"))

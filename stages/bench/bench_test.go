@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/flexiflow/flexiflow/stream/streamtest"
@@ -47,5 +49,22 @@ func TestRejectsBadOptions(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Options{Batches: 1, BatchSize: 1, Partitions: 1, Consumers: 1, Variants: []string{"warp"}}); err == nil {
 		t.Error("unknown variant accepted")
+	}
+}
+
+// --profile writes, per variant, a CPU and an allocation profile, and with
+// --trace an execution trace.
+func TestProfileAndTraceFiles(t *testing.T) {
+	b := streamtest.Backends(t)[0]
+	dir := t.TempDir()
+	_, err := Run(context.Background(), Options{Kafka: b.Start(t), Batches: 20, BatchSize: 5, RecordBytes: 16,
+		Partitions: 1, Consumers: 1, Variants: []string{"stage-noop"}, NoLatency: true, Workers: 1, ProfileDir: dir, Trace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cpu-stage-noop.pprof", "allocs-stage-noop.pprof", "trace-stage-noop.out"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v (want a non-empty file)", name, err)
+		}
 	}
 }
