@@ -40,6 +40,7 @@ type ahead struct {
 	urgent  []*pending // taken before a worker started them: next, whatever the window
 	byRec   map[*kgo.Record]*pending
 	started int // started and not yet taken or dropped
+	idle    int // workers waiting on cond
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -85,8 +86,11 @@ func (a *ahead) OnFetchRecordBuffered(r *kgo.Record) {
 	a.mu.Lock()
 	a.byRec[r] = p
 	a.queue = append(a.queue, p)
+	wake := a.idle > 0 && a.started < a.window
 	a.mu.Unlock()
-	a.cond.Signal()
+	if wake {
+		a.cond.Signal()
+	}
 }
 
 // OnFetchRecordUnbuffered implements kgo.HookFetchRecordUnbuffered: a record
@@ -126,7 +130,9 @@ func (a *ahead) work() {
 		a.mu.Lock()
 		p := a.next()
 		for p == nil && !a.closed {
+			a.idle++
 			a.cond.Wait()
+			a.idle--
 			p = a.next()
 		}
 		if p == nil {
@@ -182,16 +188,26 @@ func (a *ahead) take(r *kgo.Record) ([]*kgo.Record, route, error) {
 	}
 	delete(a.byRec, r)
 	p.taken = true
-	if p.state == queued {
-		a.urgent = append(a.urgent, p)
+	if p.state != finished { // wait for it, first in line if not started
+		wake := false
+		if p.state == queued {
+			a.urgent = append(a.urgent, p)
+			wake = a.idle > 0
+		}
+		a.mu.Unlock()
+		if wake {
+			a.cond.Signal()
+		}
+		<-p.done
+		a.mu.Lock()
 	}
-	a.mu.Unlock()
-	a.cond.Broadcast()
-	<-p.done
-	a.mu.Lock()
+	// p's results were written before its state became finished, under a.mu.
 	a.started--
+	wake := a.idle > 0 && len(a.queue) > 0 // room for one more ahead
 	a.mu.Unlock()
-	a.cond.Broadcast()
+	if wake {
+		a.cond.Signal()
+	}
 	return p.out, p.rt, p.err
 }
 
