@@ -454,7 +454,8 @@ func rawSetup(o Options, prefix string) (*setup, error) {
 			kgo.ConsumerGroup(prefix), kgo.ConsumeTopics(s.in),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.TransactionalID(fmt.Sprintf("%s-%d", prefix, c)),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets())...)
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+			kgo.ProducerLinger(0))...) // as the stage: a transaction flushes anyway
 		if err != nil {
 			return err
 		}
