@@ -64,19 +64,25 @@ const (
 	finished
 )
 
-// newAhead starts workers goroutines that call process under ctx; stop them
-// with close. discard receives the outputs of records dropped after they
-// were processed.
-func newAhead(ctx context.Context, workers, window int,
+// newAhead returns an ahead whose workers will call process under ctx;
+// records buffered before start wait for it. discard receives the outputs
+// of records dropped after they were processed.
+func newAhead(ctx context.Context, window int,
 	process func(context.Context, *kgo.Record) ([]*kgo.Record, route, error), discard func([]*kgo.Record),
 ) *ahead {
 	a := &ahead{process: process, discard: discard, ctx: ctx, window: max(window, 1), byRec: make(map[*kgo.Record]*pending)}
 	a.cond.L = &a.mu
+	return a
+}
+
+// start starts workers goroutines (at least one); stop them with close.
+// A stage starts them once it has restored what its policy learned, so that
+// no batch is ranked before that.
+func (a *ahead) start(workers int) {
 	for range max(workers, 1) {
 		a.wg.Add(1)
 		go a.work()
 	}
-	return a
 }
 
 // OnFetchRecordBuffered implements kgo.HookFetchRecordBuffered. It must not

@@ -67,6 +67,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// startAhead returns an ahead over rc with its workers started.
+func startAhead(ctx context.Context, workers, window int, rc *recorder) *ahead {
+	a := newAhead(ctx, window, rc.process, rc.discard)
+	a.start(workers)
+	return a
+}
+
 func records(n int) []*kgo.Record {
 	rs := make([]*kgo.Record, n)
 	for i := range rs {
@@ -79,7 +86,7 @@ func TestAheadReturnsEachResultInTakeOrder(t *testing.T) {
 	for _, workers := range []int{1, 2, 4} {
 		t.Run(fmt.Sprint("workers=", workers), func(t *testing.T) {
 			rc := &recorder{}
-			a := newAhead(context.Background(), workers, 8, rc.process, rc.discard)
+			a := startAhead(context.Background(), workers, 8, rc)
 			defer a.close()
 			rs := records(100)
 			for _, r := range rs {
@@ -105,7 +112,7 @@ func TestAheadReturnsEachResultInTakeOrder(t *testing.T) {
 func TestAheadStaysWithinItsWindow(t *testing.T) {
 	rc := &recorder{}
 	const window = 3
-	a := newAhead(context.Background(), 2, window, rc.process, rc.discard)
+	a := startAhead(context.Background(), 2, window, rc)
 	defer a.close()
 	rs := records(10)
 	for _, r := range rs {
@@ -130,7 +137,7 @@ func TestAheadStaysWithinItsWindow(t *testing.T) {
 // and whether or not the client's hook saw it, and still on a worker.
 func TestAheadTakesUrgentRecordsPastTheWindow(t *testing.T) {
 	rc := &recorder{gate: map[string]chan struct{}{"r0": make(chan struct{})}}
-	a := newAhead(context.Background(), 2, 1, rc.process, rc.discard)
+	a := startAhead(context.Background(), 2, 1, rc)
 	defer a.close()
 	rs := records(3)
 	for _, r := range rs[:2] {
@@ -158,7 +165,7 @@ func TestAheadTakesUrgentRecordsPastTheWindow(t *testing.T) {
 // discard if one did.
 func TestAheadDropsUnpolledRecords(t *testing.T) {
 	rc := &recorder{gate: map[string]chan struct{}{"r0": make(chan struct{})}}
-	a := newAhead(context.Background(), 1, 10, rc.process, rc.discard)
+	a := startAhead(context.Background(), 1, 10, rc)
 	defer a.close()
 	rs := records(3)
 	for _, r := range rs {
@@ -189,7 +196,7 @@ func TestAheadDropsUnpolledRecords(t *testing.T) {
 func TestAheadStopsOnCancel(t *testing.T) {
 	rc := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := newAhead(ctx, 1, 2, rc.process, rc.discard)
+	a := startAhead(ctx, 1, 2, rc)
 	rs := records(10)
 	for _, r := range rs {
 		a.OnFetchRecordBuffered(r)
@@ -208,4 +215,22 @@ func TestAheadStopsOnCancel(t *testing.T) {
 	if got := rc.count(); got > 3 {
 		t.Errorf("processed %d records with a window of 2 and one take", got)
 	}
+}
+
+// Nothing is processed before start: a stage restores what its policy
+// learned first.
+func TestAheadWaitsForStart(t *testing.T) {
+	rc := &recorder{}
+	a := newAhead(context.Background(), 4, rc.process, rc.discard)
+	defer a.close()
+	rs := records(3)
+	for _, r := range rs {
+		a.OnFetchRecordBuffered(r)
+	}
+	time.Sleep(20 * time.Millisecond) // room to start early, if it could
+	if got := rc.count(); got != 0 {
+		t.Fatalf("processed %d records before start", got)
+	}
+	a.start(1)
+	waitFor(t, "the buffered records after start", func() bool { return rc.count() == len(rs) })
 }

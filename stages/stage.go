@@ -194,7 +194,7 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 	// Batches go down the data path as soon as they are fetched (see
 	// ahead); they are produced by the transaction that polls them.
 	actx, stopAhead := context.WithCancel(ctx)
-	a := newAhead(actx, s.workers, s.maxPoll, s.process, s.discard)
+	a := newAhead(actx, s.maxPoll, s.process, s.discard)
 	defer func() {
 		stopAhead()
 		a.close()
@@ -229,6 +229,7 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 		}
 		*restored = true
 	}
+	a.start(s.workers)
 	s.log.Info("stage started", zap.String("group", spec.Group), zap.String("transactional_id", txnID),
 		zap.Strings("topics", []string{spec.Topics.In, spec.Topics.Retry}),
 		zap.String("output", spec.Output), zap.Strings("models", s.step.ModelNames()))
