@@ -199,18 +199,8 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 		stopAhead()
 		a.close()
 	}()
-	opts := append(s.kafka.ClientOpts(),
+	opts := append(s.kafka.TransactOpts(spec.Group, txnID, spec.Topics.In, spec.Topics.Retry),
 		kgo.WithHooks(a),
-		kgo.ConsumerGroup(spec.Group),
-		kgo.ConsumeTopics(spec.Topics.In, spec.Topics.Retry),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.TransactionalID(txnID),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
-		// Every transaction flushes before it commits, so lingering would
-		// only hold a batch's records back until then; sent at once, they
-		// travel while the next batches are taken.
-		kgo.ProducerLinger(0),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { s.assigned(a, +1) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { s.assigned(r, -1) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { s.assigned(l, -1) }),

@@ -40,6 +40,25 @@ func (c Config) ClientOpts() []kgo.Opt {
 	return opts
 }
 
+// TransactOpts returns the options of a transactional consume → produce
+// client: a member of group reading topics from their start, read_committed
+// with stable offsets, producing as transactional id txnID. Records leave as
+// soon as they are produced: every transaction flushes before it commits,
+// so lingering to fill produce batches would only hold them back. A stage
+// and the throughput benchmark's raw loop both start from these options, so
+// they compare like for like.
+func (c Config) TransactOpts(group, txnID string, topics ...string) []kgo.Opt {
+	return append(c.ClientOpts(),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.TransactionalID(txnID),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.ProducerLinger(0),
+	)
+}
+
 // Ping waits for the brokers to answer, retrying with backoff (and logging
 // each miss) until cfg.ConnectTimeout (default 10s) has passed, then fails
 // with a message that says what to check.

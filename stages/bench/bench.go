@@ -450,12 +450,7 @@ func rawSetup(o Options, prefix string) (*setup, error) {
 	s := &setup{in: prefix + ".in", out: prefix + ".out", group: prefix, make: mk, commits: commits.Load}
 	s.topics = []string{s.in, s.out}
 	s.run = func(ctx context.Context, c int) error {
-		sess, err := kgo.NewGroupTransactSession(append(o.Kafka.ClientOpts(),
-			kgo.ConsumerGroup(prefix), kgo.ConsumeTopics(s.in),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.TransactionalID(fmt.Sprintf("%s-%d", prefix, c)),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
-			kgo.ProducerLinger(0))...) // as the stage: a transaction flushes anyway
+		sess, err := kgo.NewGroupTransactSession(o.Kafka.TransactOpts(prefix, fmt.Sprintf("%s-%d", prefix, c), s.in)...)
 		if err != nil {
 			return err
 		}
