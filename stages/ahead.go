@@ -116,11 +116,15 @@ func (a *ahead) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 	delete(a.byRec, r)
 	p.taken = true // a worker that has not started it skips it
 	state := p.state
-	if state != queued {
+	wake := false
+	if state != queued { // its room in the window is free
 		a.started--
+		wake = a.idle > 0 && len(a.queue) > 0
 	}
 	a.mu.Unlock()
-	a.cond.Broadcast()
+	if wake {
+		a.cond.Signal()
+	}
 	if state != queued {
 		go func() { // the result, once there, is not needed
 			<-p.done
