@@ -93,9 +93,8 @@ func WithMaxPoll(n int) Option { return func(s *Stage) { s.maxPoll = n } }
 // the number of CPUs the process may use). Workers start on fetched batches
 // before they are polled, while the previous transaction commits, up to one
 // poll's worth (WithMaxPoll) ahead. Models then run concurrently: a model
-// that is not safe for concurrent use needs 1, and so does a cheap
-// in-process model on a machine whose other cores the Kafka client needs.
-// A value below 1 keeps the default.
+// that is not safe for concurrent use needs 1. A value below 1 keeps the
+// default.
 func WithWorkers(n int) Option {
 	return func(s *Stage) {
 		if n >= 1 {
