@@ -1,9 +1,6 @@
 package bandit
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // Policy ranks the models of one step and learns from their attempts.
 type Policy interface {
@@ -36,51 +33,17 @@ func (e Estimate) Score() float64 {
 // Params are a policy's tuning knobs, as given in a workflow file.
 type Params map[string]float64
 
-// Names of the policies New builds.
-var policyNames = []string{"flexiflow", "thompson", "epsilon-greedy", "ucb1", "sw-ucb", "cascade-ucb", "random", "static-best"}
-
-// New builds the policy called name for k models. seed makes it
-// deterministic.
+// New builds the policy called name ("" is flexiflow) for k models, with
+// params checked against the policy's Spec. seed makes it deterministic.
 func New(name string, k int, params Params, seed uint64) (Policy, error) {
 	if k < 1 {
 		return nil, fmt.Errorf("a step needs at least one model, got %d", k)
 	}
-	switch name {
-	case "", "flexiflow":
-		cfg := DefaultFlexiFlowConfig
-		perModel := 1.0
-		tc, err := parseThompson("flexiflow", cfg.ThompsonConfig, params, map[string]*float64{
-			"downstream_discount": &cfg.DownstreamDiscount, "per_model_discount": &perModel,
-		})
-		if err != nil {
-			return nil, err
-		}
-		cfg.ThompsonConfig, cfg.PerModelDiscount = tc, perModel != 0
-		if cfg.DownstreamDiscount <= 0 || cfg.DownstreamDiscount > 1 {
-			return nil, fmt.Errorf("flexiflow: downstream_discount must be in (0, 1], got %g", cfg.DownstreamDiscount)
-		}
-		return NewFlexiFlow(k, cfg, seed), nil
-	case "thompson":
-		cfg, err := thompsonConfig(params)
-		if err != nil {
-			return nil, err
-		}
-		return NewThompson(k, cfg, seed), nil
-	case "epsilon-greedy":
-		return NewEpsilonGreedy(k, paramOr(params, "epsilon", 0.1), seed), nil
-	case "ucb1":
-		return NewUCB1(k), nil
-	case "sw-ucb":
-		return NewSWUCB(k, int(paramOr(params, "window", 300))), nil
-	case "cascade-ucb":
-		return NewCascadeUCB(k), nil
-	case "random":
-		return NewRandom(k, seed), nil
-	case "static-best":
-		return NewStaticBest(k, int(paramOr(params, "warmup", 100))), nil
-	default:
-		return nil, fmt.Errorf("unknown policy %q; known policies: %s", name, strings.Join(policyNames, ", "))
+	s, full, err := resolve(name, params)
+	if err != nil {
+		return nil, err
 	}
+	return s.build(k, full, seed), nil
 }
 
 // Leader follows a step's top-ranked model by mean estimates. The ranking a
@@ -136,11 +99,4 @@ func RankByScore(dst []int, score []float64) []int {
 		dst[j] = i
 	}
 	return dst
-}
-
-func paramOr(p Params, name string, def float64) float64 {
-	if v, ok := p[name]; ok {
-		return v
-	}
-	return def
 }

@@ -1,11 +1,8 @@
 package bandit
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
-	"strings"
 
 	"gonum.org/v1/gonum/stat/distuv"
 )
@@ -36,46 +33,6 @@ type ThompsonConfig struct {
 
 // DefaultThompsonConfig is used for parameters a workflow leaves out.
 var DefaultThompsonConfig = ThompsonConfig{Discount: 0.98, PriorPass: 1, PriorFail: 1, OverheadMs: 5}
-
-func thompsonConfig(p Params) (ThompsonConfig, error) {
-	return parseThompson("thompson", DefaultThompsonConfig, p, nil)
-}
-
-// parseThompson applies params over cfg; extra names more parameters the
-// caller understands.
-func parseThompson(policy string, cfg ThompsonConfig, p Params, extra map[string]*float64) (ThompsonConfig, error) {
-	known := map[string]*float64{
-		"discount": &cfg.Discount, "prior_pass": &cfg.PriorPass,
-		"prior_fail": &cfg.PriorFail, "cost_prior_ms": &cfg.CostPriorMs,
-		"overhead_ms": &cfg.OverheadMs,
-	}
-	for k, v := range extra {
-		known[k] = v
-	}
-	for k, v := range p {
-		dst, ok := known[k]
-		if !ok {
-			names := make([]string, 0, len(known))
-			for n := range known {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			return cfg, fmt.Errorf("%s: unknown parameter %q; known parameters: %s", policy, k, strings.Join(names, ", "))
-		}
-		*dst = v
-	}
-	switch {
-	case cfg.Discount <= 0 || cfg.Discount > 1:
-		return cfg, fmt.Errorf("%s: discount must be in (0, 1], got %g", policy, cfg.Discount)
-	case cfg.PriorPass <= 0 || cfg.PriorFail <= 0:
-		return cfg, fmt.Errorf("%s: prior_pass and prior_fail must be > 0, got %g and %g", policy, cfg.PriorPass, cfg.PriorFail)
-	case cfg.CostPriorMs < 0:
-		return cfg, fmt.Errorf("%s: cost_prior_ms must be >= 0, got %g", policy, cfg.CostPriorMs)
-	case cfg.OverheadMs < 0:
-		return cfg, fmt.Errorf("%s: overhead_ms must be >= 0, got %g", policy, cfg.OverheadMs)
-	}
-	return cfg, nil
-}
 
 // arm is the discounted evidence about one model.
 type arm struct {

@@ -9,7 +9,6 @@ import (
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/workflow"
-	"github.com/flexiflow/flexiflow/stream"
 )
 
 // TestCompileErrors checks that mistakes only compiling can find (CEL,
@@ -34,30 +33,53 @@ func TestCompileErrors(t *testing.T) {
 		})
 	}
 	t.Run("policy parameter", func(t *testing.T) {
-		steps, err := compile(t, strings.Replace(base, "    models:\n", "    policy: {name: thompson, params: {discount: 2}}\n    models:\n", 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = stages.NewStage(steps[0], stream.Config{Brokers: []string{"127.0.0.1:1"}})
-		if err == nil || !strings.Contains(err.Error(), "wf.yaml:14: step \"score\": thompson: discount must be in (0, 1]") {
+		// Refused when the file is loaded, before any connection.
+		_, err := load(t, strings.Replace(base, "    models:\n", "    policy: {name: thompson, params: {discount: 2}}\n    models:\n", 1))
+		if err == nil || !strings.Contains(err.Error(), "wf.yaml:14: step \"score\": thompson: discount must be (0, 1], got 2") {
 			t.Errorf("got %v", err)
 		}
 	})
 }
 
-func compile(t *testing.T, yaml string) ([]*stages.Step, error) {
+// writeWorkflow writes yaml as wf.yaml beside the test schemas.
+func writeWorkflow(t *testing.T, yaml string) (dir, path string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	for _, f := range []string{"item.avsc", "scored.avsc"} {
 		b, _ := os.ReadFile(filepath.Join("testdata", f))
 		os.WriteFile(filepath.Join(dir, f), b, 0o644)
 	}
-	path := filepath.Join(dir, "wf.yaml")
+	path = filepath.Join(dir, "wf.yaml")
 	os.WriteFile(path, []byte(yaml), 0o644)
+	return dir, path
+}
+
+// loadOK loads yaml and fails the test when it does not load.
+func loadOK(t *testing.T, yaml string) (string, *workflow.Workflow) {
+	t.Helper()
+	dir, path := writeWorkflow(t, yaml)
 	wf, err := workflow.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, wf
+}
+
+// load writes yaml beside the test schemas and loads it; errors name the
+// file by its base name.
+func load(t *testing.T, yaml string) (*workflow.Workflow, error) {
+	t.Helper()
+	dir, path := writeWorkflow(t, yaml)
+	wf, err := workflow.Load(path)
+	if err != nil {
+		return nil, errString(strings.ReplaceAll(err.Error(), dir+"/", ""))
+	}
+	return wf, nil
+}
+
+func compile(t *testing.T, yaml string) ([]*stages.Step, error) {
+	t.Helper()
+	dir, wf := loadOK(t, yaml)
 	reg, _ := schemas.NewRegistry()
 	steps, err := stages.Compile(wf, stages.Deps{Models: testModels(), Schemas: reg})
 	if err != nil {

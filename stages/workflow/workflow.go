@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flexiflow/flexiflow/bandit"
 )
 
 // Defaults applied to fields a workflow file leaves out.
@@ -223,7 +225,7 @@ func Parse(file string, data []byte) (*Workflow, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(w); err != nil {
-		return nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "))
+		return nil, decodeError(file, err)
 	}
 	if err := w.defaultAndCheck(); err != nil {
 		return nil, err
@@ -290,9 +292,17 @@ func (w *Workflow) defaultAndCheck() error {
 		if s.Policy.Seed == 0 {
 			s.Policy.Seed = uint64(i + 1)
 		}
+		if err := bandit.Check(s.Policy.Name, s.Policy.Params); err != nil {
+			at := append(path, "policy", "name")
+			if pe := (*bandit.ParamError)(nil); errors.As(err, &pe) && pe.Param != "" {
+				at = append(path, "policy", "params", pe.Param)
+			}
+			bad(at, "step %q: %v", s.Name, err)
+		}
 		w.checkModels(s, path, bad)
 		w.checkAssertions(s, path, bad)
 	}
+	w.checkTopics(bad)
 	for i, s := range w.Steps {
 		if i == 0 {
 			s.InputSchema = w.InputSchema
@@ -306,6 +316,44 @@ func (w *Workflow) defaultAndCheck() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkTopics refuses topics shared by roles that cannot share them: a
+// topic a step consumes (its in or retry topic) belongs to that step alone,
+// or two consumer groups would process its batches, and it is never a dead
+// letter, output, trace or state topic.
+func (w *Workflow) checkTopics(bad func([]any, string, ...any)) {
+	owner := map[string]string{}
+	for i, s := range w.Steps {
+		for _, t := range []struct{ key, topic string }{{"in", s.Topics.In}, {"retry", s.Topics.Retry}} {
+			role := fmt.Sprintf("step %q's %s topic", s.Name, t.key)
+			if prev, ok := owner[t.topic]; ok {
+				bad([]any{"steps", i, "topics", t.key}, "topic %q is both %s and %s; every step reads its own in and retry topics (rename one under `topics:`)", t.topic, prev, role)
+				continue
+			}
+			owner[t.topic] = role
+		}
+	}
+	others := []struct {
+		path  []any
+		role  string
+		topic string
+	}{{[]any{"topics", "out"}, "the workflow's out topic", w.Topics.Out}, {[]any{"topics", "traces"}, "the traces topic", w.Topics.Traces}, {[]any{"topics", "state"}, "the state topic", w.Topics.State}}
+	for i, s := range w.Steps {
+		others = append(others, struct {
+			path  []any
+			role  string
+			topic string
+		}{[]any{"steps", i, "topics", "dlq"}, fmt.Sprintf("step %q's dlq topic", s.Name), s.Topics.DLQ})
+	}
+	for _, o := range others {
+		if prev, ok := owner[o.topic]; ok {
+			bad(o.path, "topic %q is both %s and %s; a topic a step reads cannot also be written as another role (rename one under `topics:`)", o.topic, prev, o.role)
+		}
+	}
+	if w.Topics.Traces == w.Topics.State || w.Topics.Out == w.Topics.Traces || w.Topics.Out == w.Topics.State {
+		bad([]any{"topics"}, "topics out (%q), traces (%q) and state (%q) must be three different topics", w.Topics.Out, w.Topics.Traces, w.Topics.State)
+	}
 }
 
 func (w *Workflow) checkModels(s *Step, path []any, bad func([]any, string, ...any)) {

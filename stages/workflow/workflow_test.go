@@ -69,7 +69,10 @@ func TestBadFiles(t *testing.T) {
 	}{
 		{"not yaml", "workflow: [unclosed", "bad.yaml: not valid YAML"},
 		{"empty", "", "the file is empty"},
-		{"unknown field", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    modles: []\n", "bad.yaml: line 5: field modles not found"},
+		{"unknown field", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    modles: []\n", "bad.yaml:5: unknown key \"modles\" (did you mean \"models\"?)"},
+		{"misspelt top-level key", "workflow: w\ninput_schema: a.B\nstpes: []\n", "bad.yaml:3: unknown key \"stpes\" (did you mean \"steps\"?)"},
+		{"two steps read one topic", "workflow: w\ninput_schema: a.B\nsteps:\n  - {name: a, output_schema: a.B, models: [{name: m}], topics: {in: shared}}\n  - name: b\n    output_schema: a.B\n    models: [{name: m}]\n    topics: {in: shared}\n", "bad.yaml:8: topic \"shared\" is both step \"a\"'s in topic and step \"b\"'s in topic"},
+		{"dlq is a step's input", "workflow: w\ninput_schema: a.B\nsteps:\n  - {name: a, output_schema: a.B, models: [{name: m}], topics: {dlq: w.b.in}}\n  - {name: b, output_schema: a.B, models: [{name: m}]}\n", "topic \"w.b.in\" is both step \"b\"'s in topic and step \"a\"'s dlq topic"},
 		{"no steps", "workflow: w\ninput_schema: a.B\n", "bad.yaml:1: the workflow has no steps"},
 		{"bad name", "workflow: \"a b\"\ninput_schema: a.B\nsteps: [{name: s, output_schema: a.B, models: [{name: m}]}]\n", "bad.yaml:1: workflow name \"a b\" must be"},
 		{"unknown kind", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    models:\n      - name: m\n        kind: tensorflow\n", "bad.yaml:8: unknown model kind \"tensorflow\"; known kinds: builtin"},
@@ -90,6 +93,41 @@ func TestBadFiles(t *testing.T) {
 				t.Errorf("error %q\ndoes not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestBadPolicies checks that every policy parameter is validated when the
+// file is loaded (before any connection), pointing at its line and giving
+// the valid range.
+func TestBadPolicies(t *testing.T) {
+	cases := []struct{ policy, want string }{
+		{"{name: sw-ucb, params: {window: 0}}", "bad.yaml:6: step \"s\": sw-ucb: window must be an integer in [1, 1e+06], got 0"},
+		{"{name: sw-ucb, params: {window: -5}}", "window must be an integer in [1, 1e+06], got -5"},
+		{"{name: sw-ucb, params: {window: 2.5}}", "window must be an integer in [1, 1e+06], got 2.5"},
+		{"{name: epsilon-greedy, params: {epsilon: 2.0}}", "epsilon-greedy: epsilon must be [0, 1], got 2"},
+		{"{name: epsilon-greedy, params: {epsilon: -1}}", "epsilon must be [0, 1], got -1"},
+		{"{name: epsilon-greedy, params: {epsilon: .nan}}", "epsilon must be [0, 1], got NaN"},
+		{"{name: static-best, params: {warmup: -1}}", "static-best: warmup must be an integer in [0, 1e+09], got -1"},
+		{"{name: thompson, params: {discount: 1.5}}", "thompson: discount must be (0, 1], got 1.5"},
+		{"{name: flexiflow, params: {downstream_discount: 0}}", "flexiflow: downstream_discount must be (0, 1], got 0"},
+		{"{name: ucb1, params: {window: 3}}", "ucb1: unknown parameter \"window\"; it takes no parameters"},
+		{"{name: thompson, params: {dicount: 0.9}}", "thompson: unknown parameter \"dicount\"; known parameters: discount, prior_pass"},
+		{"{name: greedy}", "bad.yaml:6: step \"s\": unknown policy \"greedy\"; known policies: flexiflow, thompson"},
+	}
+	for _, c := range cases {
+		t.Run(c.policy, func(t *testing.T) {
+			yaml := "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    policy: " + c.policy + "\n    models: [{name: m}]\n"
+			_, err := Parse("bad.yaml", []byte(yaml))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v\nwant it to contain %q", err, c.want)
+			}
+		})
+	}
+	for _, name := range []string{"flexiflow", "thompson", "epsilon-greedy", "ucb1", "sw-ucb", "cascade-ucb", "random", "static-best"} {
+		yaml := "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    policy: {name: " + name + "}\n    models: [{name: m}]\n"
+		if _, err := Parse("good.yaml", []byte(yaml)); err != nil {
+			t.Errorf("policy %s with its defaults: %v", name, err)
+		}
 	}
 }
 
