@@ -26,8 +26,8 @@ import (
 // once, as WithWorkers promises. The window bounds both the memory held by
 // finished results and how stale a ranking can be: a batch is ranked with
 // what the policy learned up to at most window batches before it. A record
-// dropped after it was processed is not produced, but its attempts were
-// made and the policy keeps what it learned from them.
+// dropped after it was processed is not produced, and the policy learns
+// nothing from it: it learns only from committed transactions (transact).
 type ahead struct {
 	process func(context.Context, *kgo.Record) ([]*kgo.Record, route, error)
 	discard func([]*kgo.Record) // a dropped record's outputs

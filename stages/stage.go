@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/flexiflow/flexiflow/bandit"
 	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages/assert"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -45,6 +47,8 @@ type Stage struct {
 	ready         atomic.Bool // joined the group with an assignment
 	closeDeadline time.Duration
 	now           func() time.Time
+	limits        limits
+	sessionTO     time.Duration
 }
 
 // pooledKey marks the context of records whose value is a pooled buffer.
@@ -86,6 +90,19 @@ func WithPolicy(p bandit.Policy) Option { return func(s *Stage) { s.policy = p }
 // Every consumer of a step needs its own instance name.
 func WithInstance(id string) Option { return func(s *Stage) { s.instance = id } }
 
+// WithMaxMessageBytes sets the largest record, in bytes, the stage produces
+// to any topic (default: each topic's max.message.bytes, read from the
+// brokers when a session starts). Outputs over it are failed attempts and
+// dead letters over it leave their value out; see limits.go.
+func WithMaxMessageBytes(n int) Option { return func(s *Stage) { s.limits.fixed = n } }
+
+// WithSessionTimeout sets how long the group waits for a consumer that
+// stopped heartbeating before it hands the consumer's partitions to others
+// (default 10s). A restarted consumer rejoins at once under its instance
+// name (static membership), so this bounds only a consumer that is gone
+// for good.
+func WithSessionTimeout(d time.Duration) Option { return func(s *Stage) { s.sessionTO = d } }
+
 // WithMaxPoll bounds how many batches one transaction covers (default 32).
 func WithMaxPoll(n int) Option { return func(s *Stage) { s.maxPoll = n } }
 
@@ -108,6 +125,7 @@ func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 	s := &Stage{
 		step: step, kafka: cfg, log: zap.NewNop(),
 		leader: bandit.NewLeader(0.1), maxPoll: 32, bufs: bufPool{max: 64 << 20}, workers: runtime.GOMAXPROCS(0), closeDeadline: 10 * time.Second, now: time.Now,
+		sessionTO: DefaultSessionTimeout,
 	}
 	s.pooled = context.WithValue(context.Background(), pooledKey{}, true)
 	for _, o := range opts {
@@ -125,7 +143,7 @@ func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 	if s.instance == "" {
 		s.instance, _ = os.Hostname()
 	}
-	s.log = s.log.With(zap.String("step", step.Spec.Name), zap.String("instance", s.instance))
+	s.log = stream.Quiet(s.log, 10*time.Second).With(zap.String("step", step.Spec.Name), zap.String("instance", s.instance))
 	s.stats.leader.Store("")
 	return s, nil
 }
@@ -169,20 +187,26 @@ func (s *Stage) Snapshot() Snapshot {
 // the log says so and how to fix it.)
 func (s *Stage) Run(ctx context.Context) error {
 	restored := false
-	backoff := time.Second
+	backoff := stream.NewBackoff(250*time.Millisecond, 5*time.Second)
 	for {
+		began := s.now()
 		err := s.session(ctx, &restored)
 		if err == nil || ctx.Err() != nil {
+			s.leaveGroup()
 			s.log.Info("stage stopped")
 			return nil
 		}
-		s.log.Warn("kafka session failed; starting a new one", zap.Error(err), zap.Duration("backoff", backoff))
+		if s.now().Sub(began) > time.Minute {
+			backoff.Reset() // the session ran: this is a new failure, not the same one again
+		}
+		wait := backoff.Next()
+		s.log.Warn("kafka session failed; starting a new one", zap.Error(err), zap.Duration("backoff", wait))
 		select {
 		case <-ctx.Done():
+			s.leaveGroup()
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 
@@ -198,8 +222,17 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 		stopAhead()
 		a.close()
 	}()
+	s.limits.load(ctx, s.kafka, s.log, []string{spec.Topics.In, spec.Topics.Retry, spec.Topics.DLQ, spec.Output,
+		s.step.Workflow.Topics.Traces, s.step.Workflow.Topics.State})
 	opts := append(s.kafka.TransactOpts(spec.Group, txnID, spec.Topics.In, spec.Topics.Retry),
 		kgo.WithHooks(a),
+		// Static membership: a restarted consumer takes its place back at
+		// once instead of the group waiting out its session.
+		kgo.InstanceID(s.instance),
+		kgo.SessionTimeout(s.sessionTO),
+		kgo.ProducerBatchMaxBytesFn(s.limits.producerMax),
+		kgo.FetchMaxPartitionBytes(s.limits.fetchMax(spec.Topics.In, spec.Topics.Retry)),
+		kgo.FetchMaxBytes(max(50<<20, 2*s.limits.fetchMax(spec.Topics.In, spec.Topics.Retry))),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { s.assigned(a, +1) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { s.assigned(r, -1) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { s.assigned(l, -1) }),
@@ -242,6 +275,14 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 }
 
 // transact processes one poll's records inside one transaction.
+//
+// What the policy learns from the poll's attempts is applied here, with the
+// transaction, never when a worker makes the attempt: a batch whose
+// transaction aborts (a broker or rebalance, fencing, a record the broker
+// refused) is processed again, and its first attempts must not count. A
+// policy that saves its state applies them before its state record joins
+// the transaction and rolls them back if it does not commit; any other
+// policy applies them once the transaction has committed.
 func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a *ahead, fetches kgo.Fetches) error {
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("step %q: beginning a transaction: %w", s.step.Spec.Name, err)
@@ -249,6 +290,13 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 	var produceErr atomic.Value
 	promise := func(r *kgo.Record, err error) {
 		if err != nil {
+			if isTooLarge(err) {
+				// Processed again after the abort, the batch takes the
+				// too-large path for this topic (limits.go).
+				n := size(r)
+				s.log.Warn("the broker refused a record as too large; lowering the limit the stage checks for its topic (is --max-message-bytes above the topic's max.message.bytes?)",
+					zap.String("topic", r.Topic), zap.Int("bytes", n), zap.Int("limit", s.limits.refused(r.Topic, n)))
+			}
 			produceErr.CompareAndSwap(nil, fmt.Errorf("producing to %s: %w", r.Topic, err))
 		}
 		s.recycle(r)
@@ -278,7 +326,12 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 		}
 		routed = append(routed, rt)
 	}
-	if st := s.stateRecord(); st != nil && len(routed) > 0 {
+	sp, stateful := s.policy.(bandit.Stateful)
+	var before []byte
+	if stateful && !abort {
+		before = s.learn(sp, routed)
+	}
+	if st := s.stateRecord(); st != nil && len(routed) > 0 && !abort {
 		sess.Produce(produceCtx, st, promise) // what was learned commits with what was done
 	}
 	// End the transaction even when ctx is already cancelled, so a stopping
@@ -298,6 +351,9 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 		commit = kgo.TryAbort
 	}
 	committed, err := sess.End(endCtx, commit)
+	if !committed || err != nil {
+		s.unlearn(sp, before)
+	}
 	if errors.Is(err, kerr.ProducerFenced) {
 		return fmt.Errorf("step %q: transactional id %s-%s was fenced: a restarted or second consumer with the same instance name took over, or the transaction outlived its timeout; give every consumer of a step its own --instance-id: %w",
 			s.step.Spec.Name, s.step.Spec.Group, s.instance, err)
@@ -314,6 +370,9 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 			s.log.Warn("transaction aborted; its batches will be processed again", zap.Error(pe.(error)))
 		}
 		return nil
+	}
+	if !stateful {
+		s.learn(nil, routed)
 	}
 	s.stats.Commits.Add(1)
 	for _, rt := range routed {
@@ -332,24 +391,86 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 	return nil
 }
 
+// learn applies the attempts of routed to the policy, in poll order. For a
+// stateful policy (sp non-nil) it first saves the state to roll back to.
+func (s *Stage) learn(sp bandit.Stateful, routed []route) (before []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sp != nil {
+		b, err := sp.MarshalState()
+		if err != nil {
+			s.log.Warn("policy state not saved; what this transaction learns is kept even if it aborts", zap.Error(err))
+		}
+		before = b
+	}
+	for _, rt := range routed {
+		if rt.learned == nil {
+			continue
+		}
+		o := rt.learned
+		if err := safely("policy "+s.step.Spec.Policy.Name+" Observe", func() { s.policy.Observe(o.model, o.passed, o.cost) }); err != nil {
+			s.log.Error("policy failed to learn from an attempt; the attempt is routed as decided", zap.Error(err))
+		}
+	}
+	return before
+}
+
+// unlearn rolls a stateful policy back to before, the state learn saved.
+func (s *Stage) unlearn(sp bandit.Stateful, before []byte) {
+	if sp == nil || before == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := sp.RestoreState(before); err != nil {
+		s.log.Warn("policy state not rolled back after an abort", zap.Error(err))
+	}
+}
+
+// observation is one attempt, for the policy to learn from once its
+// transaction commits.
+type observation struct {
+	model  int
+	passed bool
+	cost   float64
+}
+
 // route is what processing one record decided, for the counters.
 type route struct {
 	outcome  string
 	attempts int
 	trace    *schemas.Trace
+	learned  *observation // nil when no model was called
 }
 
 // process walks one Kafka record down the data path and returns the records
 // to produce: the routed batch and its trace. It returns an error only when
-// the stage is shutting down mid-attempt.
-func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, route, error) {
-	spec := s.step.Spec
+// the stage is shutting down mid-attempt. A panic anywhere on the path (a
+// policy, an assertion, the stage itself) never takes the process down: the
+// record is dead-lettered with the panic as its reason.
+func (s *Stage) process(ctx context.Context, r *kgo.Record) (recs []*kgo.Record, rt route, err error) {
 	start := s.now()
+	defer func() {
+		if p := recover(); p != nil {
+			cause := fmt.Errorf("panic while processing: %v\n%s", p, firstFrames(debug.Stack()))
+			s.log.Error("processing a record panicked; dead-lettering it", zap.String("topic", r.Topic),
+				zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset), zap.Error(cause))
+			var trace *schemas.Trace
+			recs, trace = s.poison(r, start, cause, "could not process")
+			rt, err = route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
+		}
+	}()
+	return s.walk(ctx, r, start)
+}
+
+// walk is process without its panic guard.
+func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kgo.Record, route, error) {
+	spec := s.step.Spec
 
 	// decode
 	batch, err := s.step.In.Decode(r.Value)
 	if err != nil {
-		recs, trace := s.poison(r, start, err)
+		recs, trace := s.poison(r, start, err, "could not decode")
 		return recs, route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
 	}
 	if batch.Step != spec.Name {
@@ -361,17 +482,39 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 	// poll's batches are processed concurrently)
 	s.mu.Lock()
 	decided := s.now()
-	s.est = s.policy.Estimates(s.est)
-	changed, from := s.leader.Update(s.est)
-	leader := ""
-	if l := s.leader.Current(); l >= 0 {
-		leader = s.step.Models[l].Name
+	var (
+		changed bool
+		from    int
+		leader  string
+		ests    []schemas.Estimate
+	)
+	rankErr := safely("policy "+spec.Policy.Name, func() {
+		s.est = s.policy.Estimates(s.est)
+		if len(s.est) != len(s.step.Models) {
+			panic(fmt.Sprintf("Estimates returned %d estimates for %d models", len(s.est), len(s.step.Models)))
+		}
+		changed, from = s.leader.Update(s.est)
+		if l := s.leader.Current(); l >= 0 {
+			leader = s.step.Models[l].Name
+		}
+		ests = make([]schemas.Estimate, len(s.est))
+		for i, e := range s.est {
+			ests[i] = schemas.Estimate{Model: s.step.Models[i].Name, PassProb: e.PassProb, CostMs: e.Cost, Score: e.Score(), Pulls: e.Pulls}
+		}
+		s.rank = s.policy.Rank(s.rank)
+		if !isPermutation(s.rank, len(s.step.Models)) {
+			panic(fmt.Sprintf("Rank returned %v, not an order of the step's %d models", s.rank, len(s.step.Models)))
+		}
+	})
+	if rankErr != nil {
+		// Rank in workflow order rather than stop: the batch still gets
+		// every model, and the log says what failed.
+		s.rank = s.rank[:0]
+		for i := range s.step.Models {
+			s.rank = append(s.rank, i)
+		}
+		ests, changed = nil, false
 	}
-	ests := make([]schemas.Estimate, len(s.est))
-	for i, e := range s.est {
-		ests[i] = schemas.Estimate{Model: s.step.Models[i].Name, PassProb: e.PassProb, CostMs: e.Cost, Score: e.Score(), Pulls: e.Pulls}
-	}
-	s.rank = s.policy.Rank(s.rank)
 	pick, pos := -1, 0
 	for p, i := range s.rank {
 		if !slices.Contains(batch.Tried, s.step.Models[i].Name) {
@@ -380,6 +523,9 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 		}
 	}
 	s.mu.Unlock()
+	if rankErr != nil {
+		s.log.Error("policy failed to rank; trying the models in workflow order", zap.Error(rankErr))
+	}
 	if changed {
 		s.stats.leader.Store(leader)
 		fromName := "(none)"
@@ -420,7 +566,10 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 	if err != nil {
 		trace.Verdict, trace.Error = schemas.VerdictError, err.Error()
 	} else {
-		res := s.step.Asserts.Evaluate(batch.Records, out)
+		var res assert.Result
+		if aerr := safely("assertions", func() { res = s.step.Asserts.Evaluate(batch.Records, out) }); aerr != nil {
+			res = assert.Result{Reason: aerr.Error()}
+		}
 		trace.RecordsPassed = res.Passed
 		for j, n := range res.Failed {
 			trace.Assertions = append(trace.Assertions, schemas.AssertionCount{Name: s.step.Asserts.Names()[j], Failed: n})
@@ -431,6 +580,13 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 			if passed, err = s.step.Out.Encode(s.encodeBuf(len(r.Value)), next); err != nil {
 				trace.Verdict = schemas.VerdictError
 				trace.Error = fmt.Sprintf("model %q answered records that do not fit output schema %s: %v", slot.Name, s.step.Out.Record, err)
+			} else if n, big := s.limits.tooLarge(&kgo.Record{Topic: spec.Output, Key: []byte(batch.ID), Value: passed,
+				Headers: stream.Headers(batch.ID, trace.Attempt, next.Tried, "")}); big {
+				trace.Verdict = schemas.VerdictError
+				trace.Error = fmt.Sprintf("model %q passed, but its output batch (%d bytes) is more than topic %s takes (%d bytes): split the step's input into smaller batches, or raise the topic's max.message.bytes and --max-message-bytes",
+					slot.Name, n, spec.Output, s.limits.of(spec.Output))
+				s.bufs.put(passed)
+				passed = nil
 			} else {
 				trace.Verdict = schemas.VerdictPass
 			}
@@ -439,10 +595,8 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 		}
 	}
 
-	// learn
-	s.mu.Lock()
-	s.policy.Observe(pick, trace.Verdict == schemas.VerdictPass, slot.Cost(latency))
-	s.mu.Unlock()
+	// learn, once the transaction commits (transact)
+	learned := &observation{model: pick, passed: trace.Verdict == schemas.VerdictPass, cost: slot.Cost(latency)}
 
 	// route
 	batch.Attempt = trace.Attempt
@@ -455,11 +609,12 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) ([]*kgo.Record, rout
 	default:
 		trace.Outcome = schemas.OutcomeDLQ
 	}
-	return s.emit(r, batch, trace, passed), route{outcome: trace.Outcome, attempts: 1, trace: trace}, nil
+	return s.emit(r, batch, trace, passed), route{outcome: trace.Outcome, attempts: 1, trace: trace, learned: learned}, nil
 }
 
 // emit builds the routed record for trace.Outcome and the trace record.
-// passed is the encoded output batch when the outcome is next.
+// passed is the encoded output batch when the outcome is next. r is the
+// record the batch came in, for size limits and dead letters.
 func (s *Stage) emit(r *kgo.Record, batch *schemas.Batch, trace *schemas.Trace, passed []byte) []*kgo.Record {
 	spec := s.step.Spec
 	key := []byte(batch.ID)
@@ -474,14 +629,40 @@ func (s *Stage) emit(r *kgo.Record, batch *schemas.Batch, trace *schemas.Trace, 
 		if err != nil { // cannot happen for a batch we decoded; keep the original bytes
 			value, ctx = r.Value, nil
 		}
-		topic, reason := spec.Topics.Retry, ""
-		if trace.Outcome == schemas.OutcomeDLQ {
-			topic = spec.Topics.DLQ
-			reason = fmt.Sprintf("step %q: no model passed the batch after %d attempts; last: %s", spec.Name, batch.Attempt, trace.Error)
+		if trace.Outcome == schemas.OutcomeRetry {
+			routed = &kgo.Record{Topic: spec.Topics.Retry, Key: key, Value: value, Context: ctx, Headers: stream.Headers(batch.ID, batch.Attempt, batch.Tried, "")}
+			n, big := s.limits.tooLarge(routed)
+			if !big {
+				break
+			}
+			trace.Outcome = schemas.OutcomeDLQ
+			trace.Error = fmt.Sprintf("%s; the batch (%d bytes) is more than retry topic %s takes (%d bytes), so it is dead-lettered without trying the step's other models",
+				trace.Error, n, spec.Topics.Retry, s.limits.of(spec.Topics.Retry))
 		}
-		routed = &kgo.Record{Topic: topic, Key: key, Value: value, Context: ctx, Headers: stream.Headers(batch.ID, batch.Attempt, batch.Tried, reason)}
+		reason := fmt.Sprintf("step %q: no model passed the batch after %d attempts; last: %s", spec.Name, batch.Attempt, trace.Error)
+		routed = &kgo.Record{Topic: spec.Topics.DLQ, Key: key, Value: value, Context: ctx, Headers: stream.Headers(batch.ID, batch.Attempt, batch.Tried, reason)}
+		s.fitDeadLetter(r, routed)
 	}
 	return []*kgo.Record{routed, s.traceRecord(key, trace)}
+}
+
+// fitDeadLetter leaves out the value of a dead letter too large for its
+// topic, keeping its headers and reason (limits.go).
+func (s *Stage) fitDeadLetter(src, dlq *kgo.Record) {
+	n, big := s.limits.tooLarge(dlq)
+	if !big {
+		return
+	}
+	limit := s.limits.of(dlq.Topic)
+	s.log.Warn("dead letter too large for its topic; its value is left out", zap.String("topic", dlq.Topic),
+		zap.Int("bytes", n), zap.Int("max_message_bytes", limit),
+		zap.String("source", fmt.Sprintf("%s/%d/%d", src.Topic, src.Partition, src.Offset)))
+	v := dlq.Value
+	omitValue(dlq, src, n, limit)
+	if dlq.Context == s.pooled {
+		s.bufs.put(v)
+		dlq.Context = nil
+	}
 }
 
 // encodeBuf returns an empty buffer sized for a batch encoded from an input
@@ -512,20 +693,21 @@ func (s *Stage) recycle(r *kgo.Record) {
 }
 
 // poison dead-letters a record that does not decode, keeping its bytes.
-func (s *Stage) poison(r *kgo.Record, start time.Time, cause error) ([]*kgo.Record, *schemas.Trace) {
+func (s *Stage) poison(r *kgo.Record, start time.Time, cause error, what string) ([]*kgo.Record, *schemas.Trace) {
 	spec := s.step.Spec
 	id := stream.Header(r, stream.HeaderBatchID)
 	if id == "" {
 		id = fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset)
 	}
 	attempt, _ := strconv.Atoi(stream.Header(r, stream.HeaderAttempt))
-	reason := fmt.Sprintf("step %q could not decode the record at %s/%d offset %d: %v", spec.Name, r.Topic, r.Partition, r.Offset, cause)
-	s.log.Warn("dead-lettering undecodable record", zap.String("batch_id", id), zap.String("reason", reason))
+	reason := fmt.Sprintf("step %q %s the record at %s/%d offset %d: %v", spec.Name, what, r.Topic, r.Partition, r.Offset, cause)
+	s.log.Warn("dead-lettering a record", zap.String("batch_id", id), zap.String("reason", reason))
 	h := stream.Headers(id, attempt, nil, reason)
 	if tried := stream.Header(r, stream.HeaderTried); tried != "" {
 		h[2].Value = []byte(tried)
 	}
 	dlq := &kgo.Record{Topic: spec.Topics.DLQ, Key: r.Key, Value: r.Value, Headers: h}
+	s.fitDeadLetter(r, dlq)
 	trace := &schemas.Trace{
 		AttemptID: fmt.Sprintf("%s/%s/poison-%d-%d", id, spec.Name, r.Partition, r.Offset), BatchID: id,
 		Workflow: s.step.Workflow.Name, Step: spec.Name, TsUs: start.UnixMicro(),
@@ -542,4 +724,32 @@ func (s *Stage) traceRecord(key []byte, t *schemas.Trace) *kgo.Record {
 	}
 	return &kgo.Record{Topic: s.step.Workflow.Topics.Traces, Key: key, Value: v,
 		Headers: stream.Headers(t.BatchID, t.Attempt, t.Tried, "")}
+}
+
+// safely runs f, turning a panic into an error that names what panicked.
+func safely(what string, f func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s panicked: %v\n%s", what, p, firstFrames(debug.Stack()))
+		}
+	}()
+	f()
+	return nil
+}
+
+// isPermutation reports whether rank orders exactly the indices 0..k-1.
+func isPermutation(rank []int, k int) bool {
+	if len(rank) != k {
+		return false
+	}
+	var seen [64]bool
+	for _, i := range rank {
+		if i < 0 || i >= k || (i < len(seen) && seen[i]) {
+			return false
+		}
+		if i < len(seen) {
+			seen[i] = true
+		}
+	}
+	return true
 }

@@ -3,7 +3,9 @@ package stages_test
 import (
 	"context"
 	"fmt"
+	"encoding/hex"
 	"hash/fnv"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,12 +28,15 @@ import (
 // testModels are small models whose answers the tests can predict.
 func testModels() *models.Registry {
 	r := models.NewRegistry()
-	score := func(f func(in models.Record) any) models.Factory {
+	score := func(f func(in models.Record) any, id ...func(in models.Record) any) models.Factory {
 		return func(map[string]any) (models.Model, error) {
 			return models.Func(func(_ context.Context, in []models.Record) ([]models.Record, error) {
 				out := make([]models.Record, len(in))
 				for i, rec := range in {
 					out[i] = models.Record{"id": rec["id"], "x": rec["x"], "score": f(rec)}
+					if len(id) > 0 {
+						out[i]["id"] = id[0](rec)
+					}
 				}
 				return out, nil
 			}), nil
@@ -55,6 +60,19 @@ func testModels() *models.Registry {
 			return nil, nil
 		}), nil
 	})
+	// inflate answers each record with an id four times as long, of
+	// pseudo-random hex that compression cannot shrink (for size limits).
+	r.Register("inflate", score(func(models.Record) any { return 1.0 }, func(rec models.Record) any {
+		id := rec["id"].(string)
+		h := fnv.New64a()
+		h.Write([]byte(id))
+		rng := rand.New(rand.NewPCG(h.Sum64(), 1))
+		b := make([]byte, 2*len(id))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return hex.EncodeToString(b)
+	}))
 	r.Register("short", func(map[string]any) (models.Model, error) {
 		return models.Func(func(context.Context, []models.Record) ([]models.Record, error) { return nil, nil }), nil
 	})
@@ -92,7 +110,13 @@ type env struct {
 
 // startEnv writes the workflow YAML into a temp dir (with the test schemas),
 // starts an embedded broker and runs every step.
-func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered bool) *env {
+// envSetup changes how startEnv starts a test's stages.
+type envSetup struct {
+	before    func(t *testing.T, kafka stream.Config, wf *workflow.Workflow) // before the stages start
+	stageOpts func(*stages.Step) []stages.Option
+}
+
+func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered bool, setup ...func(*envSetup)) *env {
 	t.Helper()
 	// A fresh workflow name keeps topics and groups apart on a shared broker.
 	yaml = regexp.MustCompile(`(?m)^workflow: .*$`).ReplaceAllString(yaml, "workflow: "+streamtest.Unique("t"))
@@ -123,6 +147,13 @@ func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered boo
 		t.Fatal(err)
 	}
 	e := &env{t: t, kafka: backend.Start(t), wf: wf, steps: steps}
+	var es envSetup
+	for _, f := range setup {
+		f(&es)
+	}
+	if es.before != nil {
+		es.before(t, e.kafka, wf)
+	}
 	e.item, _ = reg.BatchCodec("flexiflow.test.Item")
 	e.scored, _ = reg.BatchCodec("flexiflow.test.Scored")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -131,6 +162,16 @@ func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered boo
 	if ordered {
 		opts.StageOptionsFor = func(s *stages.Step) []stages.Option {
 			return []stages.Option{stages.WithPolicy(inOrder{k: len(s.Models)})}
+		}
+	}
+	if es.stageOpts != nil {
+		ordered := opts.StageOptionsFor
+		opts.StageOptionsFor = func(s *stages.Step) []stages.Option {
+			var o []stages.Option
+			if ordered != nil {
+				o = ordered(s)
+			}
+			return append(o, es.stageOpts(s)...)
 		}
 	}
 	e.opts = opts

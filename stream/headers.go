@@ -13,6 +13,13 @@ const (
 	HeaderAttempt = "flexiflow-attempt"
 	HeaderTried   = "flexiflow-tried"
 	HeaderError   = "flexiflow-error"
+	// A dead letter whose value was too large to copy whole says so: its
+	// value is left out (HeaderValue "omitted"), HeaderValueBytes gives the
+	// size it had, and HeaderSource (topic/partition/offset) where the
+	// original still is.
+	HeaderValue      = "flexiflow-value"
+	HeaderValueBytes = "flexiflow-value-bytes"
+	HeaderSource     = "flexiflow-source"
 )
 
 // Headers builds the routing headers; errMsg is added only when non-empty.

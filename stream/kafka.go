@@ -35,7 +35,7 @@ func (c Config) ClientOpts() []kgo.Opt {
 	}
 	opts = append(opts, c.securityOpts()...)
 	if c.Log != nil {
-		opts = append(opts, kgo.WithLogger(kzap.New(c.Log.Named("kafka"), kzap.Level(kgo.LogLevelWarn))))
+		opts = append(opts, kgo.WithLogger(kzap.New(Quiet(c.Log.Named("kafka"), 10*time.Second), kzap.Level(kgo.LogLevelWarn))))
 	}
 	return opts
 }
