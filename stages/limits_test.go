@@ -16,9 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flexiflow/flexiflow/bandit"
-	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 	"github.com/flexiflow/flexiflow/stream/streamtest"

@@ -42,7 +42,9 @@ func TestPanickingPolicyKeepsTheStageRunning(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			pol := &panicky{inOrder: inOrder{k: 2}}
 			e := startEnv(t, b, oneStep("flaky,good", 1), false, func(es *envSetup) {
-				es.stageOpts = func(*stages.Step) []stages.Option { return []stages.Option{stages.WithPolicy(pol), stages.WithWorkers(1)} }
+				es.stageOpts = func(*stages.Step) []stages.Option {
+					return []stages.Option{stages.WithPolicy(pol), stages.WithWorkers(1)}
+				}
 			})
 			ids := e.produce(30, 4)
 			got := map[string]int{}

@@ -2,8 +2,8 @@ package stages_test
 
 import (
 	"context"
-	"fmt"
 	"encoding/hex"
+	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
