@@ -127,15 +127,24 @@ func testPoison(t *testing.T, b streamtest.Backend) {
 		t.Fatal(err)
 	}
 	e.send(cl, &kgo.Record{Key: []byte("p2"), Value: wrong, Headers: stream.Headers("p2", 0, nil, "")})
+	// A batch of no records is dead-lettered (docs: failure behaviour).
+	empty, err := e.item.Encode(nil, &schemas.Batch{ID: "p3", Workflow: e.wf.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(cl, &kgo.Record{Key: []byte("p3"), Value: empty, Headers: stream.Headers("p3", 0, nil, "")})
 	ids := e.produce(1, 3)
 
-	got := e.collect(3, e.wf.Topics.Out, step.Topics.DLQ)
+	got := e.collect(4, e.wf.Topics.Out, step.Topics.DLQ)
 	where := map[string]*kgo.Record{}
 	for _, r := range got {
 		where[string(r.Key)] = r
 	}
-	if len(got) != 3 {
-		t.Fatalf("want 3 records across out and dlq, got %d", len(got))
+	if len(got) != 4 {
+		t.Fatalf("want 4 records across out and dlq, got %d", len(got))
+	}
+	if p3 := where["p3"]; p3 == nil || p3.Topic != step.Topics.DLQ || !strings.Contains(header(p3, stream.HeaderError), "the batch has no records") {
+		t.Errorf("empty batch: want DLQ with 'the batch has no records', got %+v", p3)
 	}
 	p1, p2, good := where["p1"], where["p2"], where[ids[0]]
 	if p1 == nil || p1.Topic != step.Topics.DLQ || !strings.Contains(header(p1, stream.HeaderError), "not Avro single-object encoded") {
@@ -154,13 +163,13 @@ func testPoison(t *testing.T, b streamtest.Backend) {
 		t.Errorf("the good batch behind the poison was not delivered: %+v", good)
 	}
 	var poison int
-	for _, tr := range e.traces(3) {
+	for _, tr := range e.traces(4) {
 		if tr.Verdict == schemas.VerdictPoison {
 			poison++
 		}
 	}
-	if poison != 2 {
-		t.Errorf("want 2 poison traces, got %d", poison)
+	if poison != 3 {
+		t.Errorf("want 3 poison traces, got %d", poison)
 	}
 }
 

@@ -45,6 +45,7 @@ type Stage struct {
 	instance      string
 	metrics       *Metrics
 	ready         atomic.Bool // joined the group with an assignment
+	stopped       atomic.Bool // Run returned
 	closeDeadline time.Duration
 	now           func() time.Time
 	limits        limits
@@ -153,6 +154,9 @@ func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 // partitions).
 func (s *Stage) Ready() bool { return s.ready.Load() }
 
+// Stopped reports whether Run has returned.
+func (s *Stage) Stopped() bool { return s.stopped.Load() }
+
 // assigned tracks the partitions this stage holds.
 func (s *Stage) assigned(parts map[string][]int32, sign int) {
 	n := 0
@@ -186,6 +190,7 @@ func (s *Stage) Snapshot() Snapshot {
 // (If two consumers share an instance name they fence each other in turn;
 // the log says so and how to fix it.)
 func (s *Stage) Run(ctx context.Context) error {
+	defer s.stopped.Store(true)
 	restored := false
 	backoff := stream.NewBackoff(250*time.Millisecond, 5*time.Second)
 	for {
@@ -473,6 +478,12 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 		recs, trace := s.poison(r, start, err, "could not decode")
 		return recs, route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
 	}
+	if len(batch.Records) == 0 {
+		// Nothing for a model to answer: dead-letter it, visibly, rather
+		// than pass an empty batch through every step.
+		recs, trace := s.poison(r, start, errEmptyBatch, "refused")
+		return recs, route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
+	}
 	if batch.Step != spec.Name {
 		batch.Step, batch.Attempt, batch.Tried = spec.Name, 0, nil // first visit to this step
 	}
@@ -725,6 +736,9 @@ func (s *Stage) traceRecord(key []byte, t *schemas.Trace) *kgo.Record {
 	return &kgo.Record{Topic: s.step.Workflow.Topics.Traces, Key: key, Value: v,
 		Headers: stream.Headers(t.BatchID, t.Attempt, t.Tried, "")}
 }
+
+// errEmptyBatch is why a batch of no records is dead-lettered.
+var errEmptyBatch = errors.New("the batch has no records, so there is nothing for a model to answer; producers should send at least one record per batch")
 
 // safely runs f, turning a panic into an error that names what panicked.
 func safely(what string, f func()) (err error) {

@@ -74,6 +74,7 @@ func Ping(ctx context.Context, cfg Config) error {
 		timeout = 10 * time.Second
 	}
 	addrs := strings.Join(cfg.Brokers, ",")
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	backoff := 250 * time.Millisecond
@@ -91,6 +92,9 @@ func Ping(ctx context.Context, cfg Config) error {
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return fmt.Errorf("stopped while waiting for Kafka at %s to answer: %w", addrs, parent.Err())
+			}
 			hint := ""
 			if cfg.TLS == nil {
 				hint = " (if the listener uses TLS, add --kafka-tls)"

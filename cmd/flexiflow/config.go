@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,7 +98,11 @@ func configure(root *cobra.Command, g *globals) {
 	pf.StringVar(&c.caFile, "clickhouse-tls-ca", "", "PEM file of the CA that signed ClickHouse's certificate; connects over TLS (a public CA needs only ?secure=true in the DSN)")
 	pf.StringVar(&c.passwordFile, "clickhouse-password-file", "", "file holding the ClickHouse password (e.g. a mounted secret), so the DSN carries none; "+envClickHousePassword+" works too")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		return applyLayers(cmd, root, configPath, os.LookupEnv)
+		warnUnknownEnv(cmd.ErrOrStderr(), root, os.Environ())
+		if err := applyLayers(cmd, root, configPath, os.LookupEnv); err != nil {
+			return err
+		}
+		return checkRanges(cmd)
 	}
 	root.AddCommand(newProbeCmd())
 }
@@ -314,4 +319,109 @@ call the binary itself:
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
 	return cmd
+}
+
+// Flag ranges. A flag declares its least value with atLeast; checkRanges
+// refuses a value below it, from whichever layer it came, instead of the
+// command clamping or ignoring it.
+const minAnnotation = "flexiflow-min"
+
+// atLeast declares that flag name of fs takes values >= min (an int, or a
+// duration such as 1ms).
+func atLeast(fs *pflag.FlagSet, name, min string) {
+	if err := fs.SetAnnotation(name, minAnnotation, []string{min}); err != nil {
+		panic(err) // a flag name typo in this file
+	}
+	f := fs.Lookup(name)
+	f.Usage += " (at least " + min + ")"
+}
+
+// checkRanges checks every flag of cmd that declares a least value.
+func checkRanges(cmd *cobra.Command) error {
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		m, ok := f.Annotations[minAnnotation]
+		if !ok {
+			return
+		}
+		lo := m[0]
+		bad := false
+		switch f.Value.Type() {
+		case "int":
+			v, _ := strconv.Atoi(f.Value.String())
+			n, _ := strconv.Atoi(lo)
+			bad = v < n
+		case "duration":
+			v, _ := time.ParseDuration(f.Value.String())
+			n, _ := time.ParseDuration(lo)
+			bad = v < n
+		}
+		if bad {
+			errs = append(errs, fmt.Errorf("--%s %s is out of range: it must be at least %s (set by the flag, %s or the config file)", f.Name, f.Value, lo, envName(f.Name)))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// otherEnv are the FLEXIFLOW_ variables that are not flags: secrets, and
+// the test suite's own settings.
+var otherEnv = []string{envSASLPassword, envClickHousePassword,
+	envPrefix + "KAFKA_BROKERS", envPrefix + "CHDB_PYTHON", envPrefix + "TEST_TOKEN", envPrefix + "IMAGE"}
+
+// warnUnknownEnv warns about FLEXIFLOW_ variables no flag reads, such as a
+// misspelt FLEXIFLOW_BROKRS, naming the closest real one.
+func warnUnknownEnv(w io.Writer, root *cobra.Command, environ []string) {
+	known := map[string]bool{}
+	var names []string
+	for f := range allFlags(root) {
+		known[envName(f)] = true
+		names = append(names, envName(f))
+	}
+	for _, e := range otherEnv {
+		known[e] = true
+		names = append(names, e)
+	}
+	sort.Strings(names)
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, envPrefix) || known[k] {
+			continue
+		}
+		hint := ""
+		if c := closestName(k, names); c != "" {
+			hint = fmt.Sprintf(" (did you mean %s?)", c)
+		}
+		fmt.Fprintf(w, "warning: environment variable %s is not a FlexiFlow setting and is ignored%s\n", k, hint)
+	}
+}
+
+// closestName is the name nearest to s by edit distance, when near enough.
+func closestName(s string, names []string) string {
+	best, bestD := "", 4
+	for _, n := range names {
+		if d := levenshtein(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"os"
@@ -26,6 +27,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// Stopped by a signal before the work started: not a failure.
+			fmt.Fprintln(os.Stderr, "stopped:", err)
+			return
+		}
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
@@ -65,6 +71,7 @@ Start here:
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default: warn for demo, info otherwise)")
 	root.PersistentFlags().DurationVar(&g.connectTimeout, "connect-timeout", 15*time.Second, "how long to wait for Kafka brokers to answer at start")
+	atLeast(root.PersistentFlags(), "connect-timeout", "1ms")
 	root.AddCommand(newDemoCmd(g), newRunCmd(g), newStageCmd(g), newProduceCmd(g), newBrokerCmd(g), newVersionCmd(), newBenchCmd(g))
 	root.AddCommand(newClickHouseCmds(g)...)
 	configure(root, g) // --config, FLEXIFLOW_* environment, Kafka security, probe

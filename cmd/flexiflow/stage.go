@@ -16,7 +16,8 @@ func newStageCmd(g *globals) *cobra.Command {
 	var replicas, workers int
 	var instance, metricsAddr string
 	var createTopics bool
-	var every time.Duration
+	var every, sessionTimeout time.Duration
+	var maxMessageBytes int
 	cmd := &cobra.Command{
 		Use:   "stage --workflow FILE --step NAME --brokers ADDRS",
 		Short: "Run one step of a workflow, for independent deployment",
@@ -51,7 +52,8 @@ Example:
 			metrics := stages.NewMetrics(reg)
 			pipe, err := pipeline.Start(cmd.Context(), []*stages.Step{l.steps[spec.Index]}, pipeline.Options{
 				Kafka: l.kafka, Replicas: replicas, CreateTopics: createTopics, Log: log, Instance: instance,
-				StageOptions: []stages.Option{stages.WithMetrics(metrics), stages.WithWorkers(workers)},
+				StageOptions: []stages.Option{stages.WithMetrics(metrics), stages.WithWorkers(workers),
+					stages.WithSessionTimeout(sessionTimeout), stages.WithMaxMessageBytes(maxMessageBytes)},
 			})
 			if err != nil {
 				return err
@@ -76,6 +78,13 @@ Example:
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "batches each consumer processes at once, starting on fetched batches while the previous transaction commits (models must be safe for concurrent use; 1 for models that are not)")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count")
 	f.DurationVar(&every, "progress-every", 10*time.Second, "how often to log the stage's counters")
+	f.DurationVar(&sessionTimeout, "session-timeout", stages.DefaultSessionTimeout, "how long a step's group waits for a consumer that stopped heartbeating before handing its partitions to others (a restarted consumer rejoins at once under its --instance-id)")
+	f.IntVar(&maxMessageBytes, "max-message-bytes", 0, "largest record a stage produces; larger outputs are failed attempts and larger dead letters leave their value out (0: each topic's max.message.bytes)")
+	atLeast(f, "replicas", "1")
+	atLeast(f, "workers", "1")
+	atLeast(f, "progress-every", "1ms")
+	atLeast(f, "session-timeout", "1s")
+	atLeast(f, "max-message-bytes", "0")
 	_ = cmd.MarkFlagRequired("step")
 	_ = cmd.MarkFlagRequired("brokers")
 	return cmd

@@ -155,10 +155,14 @@ func (n *node) decode(b []byte, i int, a *arena) (any, int, error) {
 		}
 		return nil, 0, fail(i, "boolean byte is %d, not 0 or 1", b[i])
 	case kInt:
-		// goavro reads an int as a varint truncated to 32 bits.
 		v, j, ok := readLong(b, i)
 		if !ok {
 			return nil, 0, short(i)
+		}
+		if v != int64(int32(v)) {
+			// goavro truncates it to 32 bits (2^40+5 reads as 5); a value
+			// silently changed is worse than a refused one.
+			return nil, 0, fail(i, "int value %d is outside the 32-bit range of an Avro int (was it written as a long?)", v)
 		}
 		return int32(v), j, nil
 	case kLong:
@@ -323,10 +327,14 @@ func (n *node) skip(b []byte, i int) (int, error) {
 		}
 		return i + 1, nil
 	case kInt, kLong:
-		if _, j, ok := readLong(b, i); ok {
-			return j, nil
+		v, j, ok := readLong(b, i)
+		if !ok {
+			return 0, short(i)
 		}
-		return 0, short(i)
+		if n.kind == kInt && v != int64(int32(v)) {
+			return 0, fail(i, "int value %d is outside the 32-bit range of an Avro int (was it written as a long?)", v)
+		}
+		return j, nil
 	case kFloat, kDouble, kFixed:
 		w := n.size
 		switch n.kind {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,6 +21,9 @@ type Pipeline struct {
 	mu     sync.Mutex
 	errs   []error
 	cancel context.CancelFunc
+
+	stopTimeout time.Duration
+	log         *zap.Logger
 }
 
 // Options configure Start.
@@ -38,6 +42,11 @@ type Options struct {
 	// Instance names this process among each step's consumers (default: the
 	// host name); replicas append their index.
 	Instance string
+	// StopTimeout bounds how long Stop waits for the stages (default 20s,
+	// inside Kubernetes' default 30 s grace period). A stage still running
+	// then is left to the broker, which aborts its open transaction: no
+	// batch is lost, it is processed again by the next owner.
+	StopTimeout time.Duration
 }
 
 // Start creates topics if asked, then starts the stages of steps.
@@ -70,7 +79,10 @@ func Start(ctx context.Context, steps []*stages.Step, o Options) (*Pipeline, err
 		o.Instance, _ = os.Hostname()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	p := &Pipeline{cancel: cancel}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = 20 * time.Second
+	}
+	p := &Pipeline{cancel: cancel, stopTimeout: o.StopTimeout, log: o.Log}
 	for _, step := range steps {
 		for r := 0; r < o.Replicas; r++ {
 			opts := append([]stages.Option{stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("%s-%d", o.Instance, r))}, o.StageOptions...)
@@ -125,10 +137,27 @@ func (p *Pipeline) Err() error {
 	return errors.Join(p.errs...)
 }
 
-// Stop stops every stage gracefully and waits for them.
+// Stop stops every stage gracefully and waits for them, at most
+// Options.StopTimeout.
 func (p *Pipeline) Stop() error {
 	p.cancel()
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(p.stopTimeout):
+		var running []string
+		for _, s := range p.stages {
+			if !s.Stopped() {
+				running = append(running, s.Snapshot().Step)
+			}
+		}
+		p.log.Warn("stages did not stop in time; exiting anyway: the broker aborts their open transactions and those batches are processed again",
+			zap.Duration("stop_timeout", p.stopTimeout), zap.Strings("steps", running))
+	}
 	if err := p.Err(); err != nil {
 		return fmt.Errorf("stages failed: %w", err)
 	}
