@@ -1,8 +1,8 @@
 package avrobin
 
 import (
-	"encoding/binary"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
