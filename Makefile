@@ -9,7 +9,9 @@ MLSERVER := deploy/mlserver/mlserver.sh
 CHDB := deploy/clickhouse/chdb.sh
 KAFKA_BROKERS ?= 127.0.0.1:19092
 
-.PHONY: build demo test vet fmt bench clean kafka-up kafka-down mlserver-up mlserver-down chdb image deploy-check
+FUZZTIME ?= 15s
+
+.PHONY: build demo test vet fuzz fmt bench clean kafka-up kafka-down mlserver-up mlserver-down chdb image deploy-check
 
 build: ## build the one binary into bin/flexiflow
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flexiflow
@@ -19,6 +21,12 @@ demo: ## run the built-in workflow on the embedded broker
 
 vet:
 	$(GO) vet ./...
+
+# Each fuzz target for a bounded time (FUZZTIME); an input that fails is
+# written under the package's testdata/fuzz and fails every later go test.
+fuzz: ## fuzz the batch decoder and the workflow loader
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchDecode$$' -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./stages/workflow/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -49,7 +57,7 @@ deploy-check: ## compose, Dockerfile and Kubernetes checks (no Docker or cluster
 # (each started here if it is not running, and stopped again afterwards), and
 # the ClickHouse engine (chDB, installed into .cache once). Prints go test's
 # package lines, any failure in full, and a final "N passed, N failed, N skipped".
-test: vet
+test: vet fuzz
 	@mkdir -p .cache
 	@bash $(CHDB) || [ "$$CI" != true ] || exit 1
 	@set -o pipefail; \

@@ -262,6 +262,18 @@ func (w *Workflow) defaultAndCheck() error {
 	if len(w.Steps) == 0 {
 		bad([]any{"steps"}, "the workflow has no steps; add a `steps:` list with at least one step")
 	}
+	for i, s := range w.Steps {
+		if s == nil {
+			bad([]any{"steps", i}, "step %d is empty; give it a name, an output_schema and models", i+1)
+			return errors.Join(errs...)
+		}
+		for j, m := range s.Models {
+			if m == nil {
+				bad([]any{"steps", i, "models", j}, "model %d of step %q is empty; give it at least a name", j+1, s.Name)
+				return errors.Join(errs...)
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for i, s := range w.Steps {
 		path := []any{"steps", i}
