@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,10 +107,17 @@ func tail(s string, n int) string {
 
 // tally reads the workflow's output and dead-letter topics (read_committed)
 // until every produced id has been seen or the deadline passes, and counts.
-type tally struct{ produced, delivered, deadLettered, duplicates, lost int }
+// longestStall is the longest time between two consecutive deliveries, by
+// the timestamps the last stage gave its output records: how long output
+// stopped after a crash or an outage.
+type tally struct {
+	produced, delivered, deadLettered, duplicates, lost int
+	longestStall                                        time.Duration
+}
 
 func (c tally) String() string {
-	return fmt.Sprintf("produced=%d delivered=%d dead_lettered=%d duplicates=%d lost=%d", c.produced, c.delivered, c.deadLettered, c.duplicates, c.lost)
+	return fmt.Sprintf("produced=%d delivered=%d dead_lettered=%d duplicates=%d lost=%d longest_stall=%s",
+		c.produced, c.delivered, c.deadLettered, c.duplicates, c.lost, c.longestStall.Round(10*time.Millisecond))
 }
 
 func count(t *testing.T, brokers, name string, produced int, wait time.Duration) tally {
@@ -125,6 +133,7 @@ func count(t *testing.T, brokers, name string, produced int, wait time.Duration)
 	var c tally
 	deadline := time.Now().Add(wait)
 	quietUntil := time.Time{}
+	var stamps []time.Time
 	for time.Now().Before(deadline) {
 		if len(seen) >= produced {
 			if quietUntil.IsZero() {
@@ -141,6 +150,7 @@ func count(t *testing.T, brokers, name string, produced int, wait time.Duration)
 				c.duplicates++
 			} else if r.Topic == name+".out" {
 				c.delivered++
+				stamps = append(stamps, r.Timestamp)
 			} else {
 				c.deadLettered++
 			}
@@ -148,6 +158,10 @@ func count(t *testing.T, brokers, name string, produced int, wait time.Duration)
 		cancel()
 	}
 	c.produced = produced
+	slices.SortFunc(stamps, func(a, b time.Time) int { return a.Compare(b) })
+	for i := 1; i < len(stamps); i++ {
+		c.longestStall = max(c.longestStall, stamps[i].Sub(stamps[i-1]))
+	}
 	for i := 0; i < produced; i++ {
 		if seen[fmt.Sprintf("b%06d", i)] == 0 {
 			c.lost++
