@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,11 +16,9 @@ import (
 
 func newRunCmd(g *globals) *cobra.Command {
 	var brokers string
-	var replicas, workers int
 	var instance, metricsAddr, clickhouseDSN string
 	var createTopics bool
-	var every, sessionTimeout time.Duration
-	var maxMessageBytes int
+	var cf consumerFlags
 	cmd := &cobra.Command{
 		Use:   "run WORKFLOW.yaml",
 		Short: "Run every step of a workflow in this process",
@@ -52,9 +49,8 @@ Examples:
 			reg := ops.NewRegistry()
 			metrics := stages.NewMetrics(reg)
 			pipe, err := pipeline.Start(cmd.Context(), l.steps, pipeline.Options{
-				Kafka: l.kafka, Replicas: replicas, CreateTopics: createTopics, Log: log, Instance: instance,
-				StageOptions: []stages.Option{stages.WithMetrics(metrics), stages.WithWorkers(workers),
-					stages.WithSessionTimeout(sessionTimeout), stages.WithMaxMessageBytes(maxMessageBytes)},
+				Kafka: l.kafka, Replicas: cf.replicas, CreateTopics: createTopics, Log: log, Instance: instance,
+				StageOptions: cf.stageOptions(metrics),
 			})
 			if err != nil {
 				return err
@@ -72,7 +68,7 @@ Examples:
 				_ = pipe.Stop()
 				return err
 			}
-			progress(cmd, pipe, every, log)
+			progress(cmd, pipe, cf.every, log)
 			err = pipe.Stop()
 			return errors.Join(err, sink.finish(context.Background(), cmd.OutOrStdout(), 10*time.Second))
 		},
@@ -82,17 +78,8 @@ Examples:
 	f.StringVar(&clickhouseDSN, "clickhouse", "", "also run the trace sink into this ClickHouse (clickhouse://USER:PASSWORD@HOST:9000/DB; run flexiflow migrate first)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
-	f.IntVar(&replicas, "replicas", 1, "consumers per step in this process")
-	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "batches each consumer processes at once, starting on fetched batches while the previous transaction commits (models must be safe for concurrent use; 1 for models that are not)")
+	cf.add(f, "per step")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count")
-	f.DurationVar(&every, "progress-every", 10*time.Second, "how often to log each stage's counters")
-	f.DurationVar(&sessionTimeout, "session-timeout", stages.DefaultSessionTimeout, "how long a step's group waits for a consumer that stopped heartbeating before handing its partitions to others (a restarted consumer rejoins at once under its --instance-id)")
-	f.IntVar(&maxMessageBytes, "max-message-bytes", 0, "largest record a stage produces; larger outputs are failed attempts and larger dead letters leave their value out (0: each topic's max.message.bytes)")
-	atLeast(f, "replicas", "1")
-	atLeast(f, "workers", "1")
-	atLeast(f, "progress-every", "1ms")
-	atLeast(f, "session-timeout", "1s")
-	atLeast(f, "max-message-bytes", "0")
 	return cmd
 }
 

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"runtime"
-	"time"
-
 	"github.com/spf13/cobra"
 
 	"github.com/flexiflow/flexiflow/stages"
@@ -13,11 +10,9 @@ import (
 
 func newStageCmd(g *globals) *cobra.Command {
 	var wfPath, step, brokers string
-	var replicas, workers int
 	var instance, metricsAddr string
 	var createTopics bool
-	var every, sessionTimeout time.Duration
-	var maxMessageBytes int
+	var cf consumerFlags
 	cmd := &cobra.Command{
 		Use:   "stage --workflow FILE --step NAME --brokers ADDRS",
 		Short: "Run one step of a workflow, for independent deployment",
@@ -51,9 +46,8 @@ Example:
 			reg := ops.NewRegistry()
 			metrics := stages.NewMetrics(reg)
 			pipe, err := pipeline.Start(cmd.Context(), []*stages.Step{l.steps[spec.Index]}, pipeline.Options{
-				Kafka: l.kafka, Replicas: replicas, CreateTopics: createTopics, Log: log, Instance: instance,
-				StageOptions: []stages.Option{stages.WithMetrics(metrics), stages.WithWorkers(workers),
-					stages.WithSessionTimeout(sessionTimeout), stages.WithMaxMessageBytes(maxMessageBytes)},
+				Kafka: l.kafka, Replicas: cf.replicas, CreateTopics: createTopics, Log: log, Instance: instance,
+				StageOptions: cf.stageOptions(metrics),
 			})
 			if err != nil {
 				return err
@@ -64,7 +58,7 @@ Example:
 					return err
 				}
 			}
-			progress(cmd, pipe, every, log)
+			progress(cmd, pipe, cf.every, log)
 			return pipe.Stop()
 		},
 	}
@@ -74,17 +68,8 @@ Example:
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port] (required)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
-	f.IntVar(&replicas, "replicas", 1, "consumers of this step in this process")
-	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "batches each consumer processes at once, starting on fetched batches while the previous transaction commits (models must be safe for concurrent use; 1 for models that are not)")
+	cf.add(f, "of this step")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count")
-	f.DurationVar(&every, "progress-every", 10*time.Second, "how often to log the stage's counters")
-	f.DurationVar(&sessionTimeout, "session-timeout", stages.DefaultSessionTimeout, "how long a step's group waits for a consumer that stopped heartbeating before handing its partitions to others (a restarted consumer rejoins at once under its --instance-id)")
-	f.IntVar(&maxMessageBytes, "max-message-bytes", 0, "largest record a stage produces; larger outputs are failed attempts and larger dead letters leave their value out (0: each topic's max.message.bytes)")
-	atLeast(f, "replicas", "1")
-	atLeast(f, "workers", "1")
-	atLeast(f, "progress-every", "1ms")
-	atLeast(f, "session-timeout", "1s")
-	atLeast(f, "max-message-bytes", "0")
 	_ = cmd.MarkFlagRequired("step")
 	_ = cmd.MarkFlagRequired("brokers")
 	return cmd
