@@ -30,7 +30,7 @@ print(sorted(ts)[len(ts) // 2] * 1000)
 // TestAdapterLatency measures, for one batch of 32 images, the median time
 // of the served model's direct call (scikit-learn in process) and of a
 // round trip through each adapter to the real MLServer, and logs the
-// latency each adapter adds. Run it alone for the README's figures:
+// latency each adapter adds. Run it alone for the figures in docs/served-models.md:
 //
 //	go test -count=1 -v -run TestAdapterLatency ./stages/models/kserve/
 func TestAdapterLatency(t *testing.T) {
