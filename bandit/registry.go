@@ -137,9 +137,6 @@ func thompsonFrom(cfg ThompsonConfig, p Params) ThompsonConfig {
 	return cfg
 }
 
-// Specs lists every policy, in the order the docs present them.
-func Specs() []*Spec { return slices.Clone(specs) }
-
 // Names lists the policies' names.
 func Names() []string {
 	out := make([]string, len(specs))

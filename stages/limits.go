@@ -56,14 +56,9 @@ type limits struct {
 
 // of returns the limit of topic.
 func (l *limits) of(topic string) int {
+	n := l.base(topic)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := defaultMaxMessageBytes
-	if l.fixed > 0 {
-		n = l.fixed
-	} else if c, ok := l.topics[topic]; ok {
-		n = c
-	}
 	if c, ok := l.learned[topic]; ok {
 		n = min(n, c)
 	}
@@ -157,6 +152,32 @@ func size(r *kgo.Record) int {
 func (l *limits) tooLarge(r *kgo.Record) (int, bool) {
 	n := size(r)
 	return n, n > l.of(r.Topic)
+}
+
+// refusals collects, during one transaction, the largest record the broker
+// refused as too large per topic. The broker refuses a whole produce batch,
+// so the small records that shared it with the large one are refused with
+// it; only the largest says where the limit is.
+type refusals struct {
+	mu  sync.Mutex
+	max map[string]int
+}
+
+func (r *refusals) add(topic string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.max == nil {
+		r.max = map[string]int{}
+	}
+	r.max[topic] = max(r.max[topic], n)
+}
+
+// largest returns the largest refused size per topic, once every record of
+// the transaction has been acknowledged or failed.
+func (r *refusals) largest() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.max
 }
 
 // refused lowers the limit of topic below n, the size of a record the

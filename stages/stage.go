@@ -20,6 +20,7 @@ import (
 	"github.com/flexiflow/flexiflow/bandit"
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/assert"
+	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -229,6 +230,7 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 	}()
 	s.limits.load(ctx, s.kafka, s.log, []string{spec.Topics.In, spec.Topics.Retry, spec.Topics.DLQ, spec.Output,
 		s.step.Workflow.Topics.Traces, s.step.Workflow.Topics.State})
+	fetchMax := s.limits.fetchMax(spec.Topics.In, spec.Topics.Retry)
 	opts := append(s.kafka.TransactOpts(spec.Group, txnID, spec.Topics.In, spec.Topics.Retry),
 		kgo.WithHooks(a),
 		// Static membership: a restarted consumer takes its place back at
@@ -236,8 +238,8 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 		kgo.InstanceID(s.instance),
 		kgo.SessionTimeout(s.sessionTO),
 		kgo.ProducerBatchMaxBytesFn(s.limits.producerMax),
-		kgo.FetchMaxPartitionBytes(s.limits.fetchMax(spec.Topics.In, spec.Topics.Retry)),
-		kgo.FetchMaxBytes(max(50<<20, 2*s.limits.fetchMax(spec.Topics.In, spec.Topics.Retry))),
+		kgo.FetchMaxPartitionBytes(fetchMax),
+		kgo.FetchMaxBytes(max(50<<20, 2*fetchMax)),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) { s.assigned(a, +1) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) { s.assigned(r, -1) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, l map[string][]int32) { s.assigned(l, -1) }),
@@ -293,14 +295,11 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 		return fmt.Errorf("step %q: beginning a transaction: %w", s.step.Spec.Name, err)
 	}
 	var produceErr atomic.Value
+	var refused refusals
 	promise := func(r *kgo.Record, err error) {
 		if err != nil {
 			if isTooLarge(err) {
-				// Processed again after the abort, the batch takes the
-				// too-large path for this topic (limits.go).
-				n := size(r)
-				s.log.Warn("the broker refused a record as too large; lowering the limit the stage checks for its topic (is --max-message-bytes above the topic's max.message.bytes?)",
-					zap.String("topic", r.Topic), zap.Int("bytes", n), zap.Int("limit", s.limits.refused(r.Topic, n)))
+				refused.add(r.Topic, size(r))
 			}
 			produceErr.CompareAndSwap(nil, fmt.Errorf("producing to %s: %w", r.Topic, err))
 		}
@@ -350,6 +349,12 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 		if err := sess.Client().Flush(endCtx); err != nil {
 			produceErr.CompareAndSwap(nil, fmt.Errorf("flushing the transaction's records: %w", err))
 		}
+	}
+	// Processed again after the abort, a batch too large for what the
+	// broker takes goes the too-large way (limits.go).
+	for topic, n := range refused.largest() {
+		s.log.Warn("the broker refused a record as too large; lowering the limit the stage checks for its topic (is --max-message-bytes above the topic's max.message.bytes?)",
+			zap.String("topic", topic), zap.Int("bytes", n), zap.Int("limit", s.limits.refused(topic, n)))
 	}
 	commit := kgo.TryCommit
 	if abort || produceErr.Load() != nil {
@@ -412,10 +417,7 @@ func (s *Stage) learn(sp bandit.Stateful, routed []route) (before []byte) {
 		if rt.learned == nil {
 			continue
 		}
-		o := rt.learned
-		if err := safely("policy "+s.step.Spec.Policy.Name+" Observe", func() { s.policy.Observe(o.model, o.passed, o.cost) }); err != nil {
-			s.log.Error("policy failed to learn from an attempt; the attempt is routed as decided", zap.Error(err))
-		}
+		s.observeLocked(rt.learned)
 	}
 	return before
 }
@@ -493,39 +495,8 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 	// poll's batches are processed concurrently)
 	s.mu.Lock()
 	decided := s.now()
-	var (
-		changed bool
-		from    int
-		leader  string
-		ests    []schemas.Estimate
-	)
-	rankErr := safely("policy "+spec.Policy.Name, func() {
-		s.est = s.policy.Estimates(s.est)
-		if len(s.est) != len(s.step.Models) {
-			panic(fmt.Sprintf("Estimates returned %d estimates for %d models", len(s.est), len(s.step.Models)))
-		}
-		changed, from = s.leader.Update(s.est)
-		if l := s.leader.Current(); l >= 0 {
-			leader = s.step.Models[l].Name
-		}
-		ests = make([]schemas.Estimate, len(s.est))
-		for i, e := range s.est {
-			ests[i] = schemas.Estimate{Model: s.step.Models[i].Name, PassProb: e.PassProb, CostMs: e.Cost, Score: e.Score(), Pulls: e.Pulls}
-		}
-		s.rank = s.policy.Rank(s.rank)
-		if !isPermutation(s.rank, len(s.step.Models)) {
-			panic(fmt.Sprintf("Rank returned %v, not an order of the step's %d models", s.rank, len(s.step.Models)))
-		}
-	})
-	if rankErr != nil {
-		// Rank in workflow order rather than stop: the batch still gets
-		// every model, and the log says what failed.
-		s.rank = s.rank[:0]
-		for i := range s.step.Models {
-			s.rank = append(s.rank, i)
-		}
-		ests, changed = nil, false
-	}
+	d, rankErr := s.rankLocked()
+	changed, from, leader, ests := d.changed, d.from, d.leader, d.ests
 	pick, pos := -1, 0
 	for p, i := range s.rank {
 		if !slices.Contains(batch.Tried, s.step.Models[i].Name) {
@@ -573,14 +544,11 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 	trace.LatencyUs = latency.Microseconds()
 
 	// assert, and check the answer fits the output schema
-	var passed []byte
+	var passed *kgo.Record // the output batch, when it passes
 	if err != nil {
 		trace.Verdict, trace.Error = schemas.VerdictError, err.Error()
 	} else {
-		var res assert.Result
-		if aerr := safely("assertions", func() { res = s.step.Asserts.Evaluate(batch.Records, out) }); aerr != nil {
-			res = assert.Result{Reason: aerr.Error()}
-		}
+		res := s.evaluate(batch.Records, out)
 		trace.RecordsPassed = res.Passed
 		for j, n := range res.Failed {
 			trace.Assertions = append(trace.Assertions, schemas.AssertionCount{Name: s.step.Asserts.Names()[j], Failed: n})
@@ -588,18 +556,23 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 		if res.Verdict {
 			next := &schemas.Batch{ID: batch.ID, Workflow: batch.Workflow, Step: spec.Name, Attempt: trace.Attempt,
 				Tried: append(slices.Clone(batch.Tried), slot.Name), CreatedAtMs: batch.CreatedAtMs, Records: out}
-			if passed, err = s.step.Out.Encode(s.encodeBuf(len(r.Value)), next); err != nil {
+			v, err := s.step.Out.Encode(s.encodeBuf(len(r.Value)), next)
+			if err != nil {
 				trace.Verdict = schemas.VerdictError
 				trace.Error = fmt.Sprintf("model %q answered records that do not fit output schema %s: %v", slot.Name, s.step.Out.Record, err)
-			} else if n, big := s.limits.tooLarge(&kgo.Record{Topic: spec.Output, Key: []byte(batch.ID), Value: passed,
-				Headers: stream.Headers(batch.ID, trace.Attempt, next.Tried, "")}); big {
-				trace.Verdict = schemas.VerdictError
-				trace.Error = fmt.Sprintf("model %q passed, but its output batch (%d bytes) is more than topic %s takes (%d bytes): split the step's input into smaller batches, or raise the topic's max.message.bytes and --max-message-bytes",
-					slot.Name, n, spec.Output, s.limits.of(spec.Output))
-				s.bufs.put(passed)
-				passed = nil
 			} else {
+				passed = &kgo.Record{Topic: spec.Output, Key: []byte(batch.ID), Value: v, Context: s.pooled,
+					Headers: stream.Headers(batch.ID, next.Attempt, next.Tried, "")}
 				trace.Verdict = schemas.VerdictPass
+			}
+			if passed != nil {
+				if n, big := s.limits.tooLarge(passed); big {
+					trace.Verdict = schemas.VerdictError
+					trace.Error = fmt.Sprintf("model %q passed, but its output batch (%d bytes) is more than topic %s takes (%d bytes): split the step's input into smaller batches, or raise the topic's max.message.bytes and --max-message-bytes",
+						slot.Name, n, spec.Output, s.limits.of(spec.Output))
+					s.recycle(passed)
+					passed = nil
+				}
 			}
 		} else {
 			trace.Verdict, trace.Error = schemas.VerdictFail, fmt.Sprintf("model %q: %s", slot.Name, res.Reason)
@@ -624,16 +597,15 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 }
 
 // emit builds the routed record for trace.Outcome and the trace record.
-// passed is the encoded output batch when the outcome is next. r is the
+// passed is the output batch's record when the outcome is next. r is the
 // record the batch came in, for size limits and dead letters.
-func (s *Stage) emit(r *kgo.Record, batch *schemas.Batch, trace *schemas.Trace, passed []byte) []*kgo.Record {
+func (s *Stage) emit(r *kgo.Record, batch *schemas.Batch, trace *schemas.Trace, passed *kgo.Record) []*kgo.Record {
 	spec := s.step.Spec
 	key := []byte(batch.ID)
 	var routed *kgo.Record
 	switch trace.Outcome {
 	case schemas.OutcomeNext:
-		routed = &kgo.Record{Topic: spec.Output, Key: key, Value: passed, Context: s.pooled,
-			Headers: stream.Headers(batch.ID, batch.Attempt, batch.Tried, "")}
+		routed = passed
 	default:
 		value, err := s.step.In.Encode(s.encodeBuf(len(r.Value)), batch)
 		ctx := s.pooled
@@ -740,15 +712,70 @@ func (s *Stage) traceRecord(key []byte, t *schemas.Trace) *kgo.Record {
 // errEmptyBatch is why a batch of no records is dead-lettered.
 var errEmptyBatch = errors.New("the batch has no records, so there is nothing for a model to answer; producers should send at least one record per batch")
 
-// safely runs f, turning a panic into an error that names what panicked.
-func safely(what string, f func()) (err error) {
+// decision is what the policy said for one batch.
+type decision struct {
+	changed bool // the leader changed, from from
+	from    int
+	leader  string
+	ests    []schemas.Estimate
+}
+
+// rankLocked asks the policy for its estimates and ranking into s.est and
+// s.rank (s.mu held). A policy that panics or answers nonsense does not
+// stop the step: the models are ranked in workflow order, and err says
+// what failed.
+func (s *Stage) rankLocked() (d decision, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%s panicked: %v\n%s", what, p, firstFrames(debug.Stack()))
+			err = fmt.Errorf("policy %s panicked: %v\n%s", s.step.Spec.Policy.Name, p, firstFrames(debug.Stack()))
+		}
+		if err != nil {
+			s.rank = s.rank[:0]
+			for i := range s.step.Models {
+				s.rank = append(s.rank, i)
+			}
+			d = decision{}
 		}
 	}()
-	f()
-	return nil
+	k := len(s.step.Models)
+	if s.est = s.policy.Estimates(s.est); len(s.est) != k {
+		return d, fmt.Errorf("policy %s returned %d estimates for %d models", s.step.Spec.Policy.Name, len(s.est), k)
+	}
+	d.changed, d.from = s.leader.Update(s.est)
+	if l := s.leader.Current(); l >= 0 {
+		d.leader = s.step.Models[l].Name
+	}
+	d.ests = make([]schemas.Estimate, k)
+	for i, e := range s.est {
+		d.ests[i] = schemas.Estimate{Model: s.step.Models[i].Name, PassProb: e.PassProb, CostMs: e.Cost, Score: e.Score(), Pulls: e.Pulls}
+	}
+	if s.rank = s.policy.Rank(s.rank); !isPermutation(s.rank, k) {
+		return d, fmt.Errorf("policy %s ranked %v, not an order of the step's %d models", s.step.Spec.Policy.Name, s.rank, k)
+	}
+	return d, nil
+}
+
+// observeLocked tells the policy about one committed attempt (s.mu held);
+// a panic in the policy is logged and the attempt stays routed as decided.
+func (s *Stage) observeLocked(o *observation) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("policy failed to learn from an attempt; the attempt is routed as decided",
+				zap.String("policy", s.step.Spec.Policy.Name), zap.Any("panic", p), zap.String("stack", firstFrames(debug.Stack())))
+		}
+	}()
+	s.policy.Observe(o.model, o.passed, o.cost)
+}
+
+// evaluate runs the step's assertions; a panic in them fails the batch with
+// the panic as the reason.
+func (s *Stage) evaluate(in, out []models.Record) (res assert.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = assert.Result{Reason: fmt.Sprintf("assertions panicked: %v\n%s", p, firstFrames(debug.Stack()))}
+		}
+	}()
+	return s.step.Asserts.Evaluate(in, out)
 }
 
 // isPermutation reports whether rank orders exactly the indices 0..k-1.
@@ -756,14 +783,16 @@ func isPermutation(rank []int, k int) bool {
 	if len(rank) != k {
 		return false
 	}
-	var seen [64]bool
+	var buf [16]bool // a step's models, without allocating
+	seen := buf[:]
+	if k > len(buf) {
+		seen = make([]bool, k)
+	}
 	for _, i := range rank {
-		if i < 0 || i >= k || (i < len(seen) && seen[i]) {
+		if i < 0 || i >= k || seen[i] {
 			return false
 		}
-		if i < len(seen) {
-			seen[i] = true
-		}
+		seen[i] = true
 	}
 	return true
 }

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flexiflow/flexiflow/sinks/clickhouse"
+	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -372,56 +373,25 @@ var otherEnv = []string{envSASLPassword, envClickHousePassword,
 // misspelt FLEXIFLOW_BROKRS, naming the closest real one.
 func warnUnknownEnv(w io.Writer, root *cobra.Command, environ []string) {
 	known := map[string]bool{}
-	var names []string
+	var suffixes []string // the names without the prefix they all share
 	for f := range allFlags(root) {
 		known[envName(f)] = true
-		names = append(names, envName(f))
+		suffixes = append(suffixes, strings.TrimPrefix(envName(f), envPrefix))
 	}
 	for _, e := range otherEnv {
 		known[e] = true
-		names = append(names, e)
+		suffixes = append(suffixes, strings.TrimPrefix(e, envPrefix))
 	}
-	sort.Strings(names)
+	sort.Strings(suffixes)
 	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(k, envPrefix) || known[k] {
 			continue
 		}
 		hint := ""
-		if c := closestName(k, names); c != "" {
-			hint = fmt.Sprintf(" (did you mean %s?)", c)
+		if c := workflow.Closest(strings.TrimPrefix(k, envPrefix), suffixes); c != "" {
+			hint = fmt.Sprintf(" (did you mean %s?)", envPrefix+c)
 		}
 		fmt.Fprintf(w, "warning: environment variable %s is not a FlexiFlow setting and is ignored%s\n", k, hint)
 	}
-}
-
-// closestName is the name nearest to s by edit distance, when near enough.
-func closestName(s string, names []string) string {
-	best, bestD := "", 4
-	for _, n := range names {
-		if d := levenshtein(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

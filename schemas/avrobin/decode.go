@@ -41,6 +41,15 @@ func fail(off int, format string, args ...any) error {
 	return &pathError{off: off, err: fmt.Errorf(format, args...)}
 }
 
+// intRange refuses an int past 32 bits: goavro truncates it (2^40+5 reads
+// as 5), and a value silently changed is worse than a refused one.
+func intRange(off int, v int64) error {
+	if v != int64(int32(v)) {
+		return fail(off, "int value %d is outside the 32-bit range of an Avro int (was it written as a long?)", v)
+	}
+	return nil
+}
+
 func short(off int) error { return &pathError{off: off, err: ErrShortBuffer} }
 
 // pathError collects the path innermost first while the error travels up.
@@ -159,10 +168,8 @@ func (n *node) decode(b []byte, i int, a *arena) (any, int, error) {
 		if !ok {
 			return nil, 0, short(i)
 		}
-		if v != int64(int32(v)) {
-			// goavro truncates it to 32 bits (2^40+5 reads as 5); a value
-			// silently changed is worse than a refused one.
-			return nil, 0, fail(i, "int value %d is outside the 32-bit range of an Avro int (was it written as a long?)", v)
+		if err := intRange(i, v); err != nil {
+			return nil, 0, err
 		}
 		return int32(v), j, nil
 	case kLong:
@@ -331,8 +338,10 @@ func (n *node) skip(b []byte, i int) (int, error) {
 		if !ok {
 			return 0, short(i)
 		}
-		if n.kind == kInt && v != int64(int32(v)) {
-			return 0, fail(i, "int value %d is outside the 32-bit range of an Avro int (was it written as a long?)", v)
+		if n.kind == kInt {
+			if err := intRange(i, v); err != nil {
+				return 0, err
+			}
 		}
 		return j, nil
 	case kFloat, kDouble, kFixed:

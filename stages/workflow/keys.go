@@ -13,18 +13,15 @@ import (
 // unknownField matches yaml.v3's message for a key no field takes.
 var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type workflow\.(\w+)$`)
 
-// keyTypes maps the Go types a workflow file decodes into by name, so an
-// unknown key's message can list the keys its mapping takes.
-var keyTypes = map[string]reflect.Type{}
-
-func init() {
+// keyType returns the named Go type a workflow file decodes a mapping into,
+// so an unknown key's message can list the keys that mapping takes.
+func keyType(name string) reflect.Type {
 	for _, v := range []any{Workflow{}, Step{}, StepTopics{}, Model{}, TensorInput{}, TensorOutput{}, Breaker{}, ServerAuth{}, Policy{}, Assertions{}, Assertion{}, BatchRule{}} {
-		t := reflect.TypeOf(v)
-		keyTypes[t.Name()] = t
+		if t := reflect.TypeOf(v); t.Name() == name {
+			return t
+		}
 	}
-	// The workflow's own topics block is an anonymous struct.
-	f, _ := reflect.TypeOf(Workflow{}).FieldByName("Topics")
-	keyTypes[""] = f.Type
+	return nil
 }
 
 // decodeError rewrites the YAML decoder's errors so each says where it is
@@ -45,9 +42,9 @@ func decodeError(file string, err error) error {
 			}
 			continue
 		}
-		keys := yamlKeys(keyTypes[m[3]])
+		keys := yamlKeys(keyType(m[3]))
 		msg := fmt.Sprintf("%s:%s: unknown key %q", file, m[1], m[2])
-		if s := closest(m[2], keys); s != "" {
+		if s := Closest(m[2], keys); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		if len(keys) > 0 {
@@ -73,9 +70,9 @@ func yamlKeys(t reflect.Type) []string {
 	return keys
 }
 
-// closest returns the candidate nearest to s by edit distance, if it is
-// near enough to be a typo of it.
-func closest(s string, candidates []string) string {
+// Closest returns the candidate nearest to s by edit distance, if it is
+// near enough to be a typo of it, for "did you mean" hints.
+func Closest(s string, candidates []string) string {
 	best, bestD := "", len(s)/2+2
 	for _, c := range candidates {
 		if d := editDistance(s, c); d < bestD {
