@@ -252,6 +252,15 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 		s.ready.Store(false)
 		sess.Close()
 	}()
+	// Fence a crashed predecessor with this transactional id at once. Its
+	// open transaction keeps the group's offsets unstable, and joining would
+	// otherwise wait for the broker to time that transaction out (40 s).
+	pctx, cancel := context.WithTimeout(ctx, s.closeDeadline)
+	_, _, perr := sess.Client().ProducerID(pctx)
+	cancel()
+	if perr != nil && ctx.Err() == nil {
+		s.log.Warn("could not initialize the transactional producer yet; the client retries", zap.String("transactional_id", txnID), zap.Error(perr))
+	}
 	if !*restored {
 		if err := s.restore(ctx); err != nil {
 			s.log.Warn("starting without learned state", zap.Error(err))
