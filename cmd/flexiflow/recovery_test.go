@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -390,4 +391,89 @@ func waitForMembers(t *testing.T, brokers, group string, want int, d time.Durati
 	}
 	t.Fatalf("group %s did not reach %d members with all 6 partitions assigned within %s (last: %v)", group, want, d, last)
 	return nil
+}
+
+// TestSigtermInAnyState sends SIGTERM to a stage in the states where a stop
+// used to take long or fail: 0.2 s after it starts (still connecting), as
+// soon as a stage restarted after a SIGKILL mid-stream has started its
+// session (joining while its predecessor's transaction is open), and
+// mid-stream. Each time it must exit with status 0, within Kubernetes'
+// default 30 s grace period, and say it stopped.
+func TestSigtermInAnyState(t *testing.T) {
+	brokers := realKafka(t)
+	wf, _ := demoWorkflow(t, "sigterm")
+	args := []string{"stage", "--workflow", wf, "--step", "denoise", "--brokers", brokers, "--instance-id", "s", "--progress-every", "200ms"}
+	launch := func() (*exec.Cmd, *syncBuffer) {
+		t.Helper()
+		logs := &syncBuffer{}
+		p := exec.Command(binary, args...)
+		p.Stdout, p.Stderr = logs, logs
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return p, logs
+	}
+	waitFor := func(logs *syncBuffer, re string) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !regexp.MustCompile(re).MatchString(logs.String()); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the stage never logged %q:\n%s", re, tail(logs.String(), 2000))
+			}
+		}
+	}
+	stop := func(what string, p *exec.Cmd, logs *syncBuffer) {
+		t.Helper()
+		start := time.Now()
+		_ = p.Process.Signal(syscall.SIGTERM)
+		err := p.Wait()
+		took := time.Since(start)
+		t.Logf("SIGTERM %s: exited in %s (%v)", what, took.Round(time.Millisecond), err)
+		if err != nil {
+			t.Errorf("SIGTERM %s: exit %v, want 0\n%s", what, err, tail(logs.String(), 2000))
+		}
+		if took > 25*time.Second {
+			t.Errorf("SIGTERM %s: took %s, more than a 30 s grace period allows", what, took)
+		}
+		if !strings.Contains(logs.String(), "stopped") {
+			t.Errorf("SIGTERM %s: the log does not say it stopped\n%s", what, tail(logs.String(), 2000))
+		}
+	}
+
+	p, logs := launch()
+	time.Sleep(200 * time.Millisecond)
+	stop("0.2 s after start", p, logs)
+
+	produced := produceInBackground(t, wf, brokers, 3000)
+	p, logs = launch()
+	waitFor(logs, `progress.*"batches": [1-9]`)
+	stop("mid-stream", p, logs)
+
+	p, logs = launch()
+	waitFor(logs, `progress.*"batches": [1-9]`)
+	_ = p.Process.Kill()
+	_ = p.Wait()
+	p, logs = launch()
+	waitFor(logs, "stage started")
+	stop("as a stage restarted after a SIGKILL starts its session", p, logs)
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
