@@ -23,24 +23,58 @@ type BatchCodec struct {
 	// Numeric names the record's numeric fields (int, long, float, double)
 	// and arrays of numbers, sorted: the fields a trace summarizes.
 	Numeric []string
+	// Fields maps each field of the record to its kind (KindNumber, …),
+	// for checking assertions when a workflow is loaded.
+	Fields map[string]string
+}
+
+// Field kinds, as assertions (CEL) see a record's fields.
+const (
+	KindNumber = "number" // int, long, float, double
+	KindString = "string" // string, enum
+	KindBool   = "bool"
+	KindOther  = "" // anything else: bytes, arrays, maps, records, unions, logical types
+)
+
+// kindOf is the kind of an Avro field type.
+func kindOf(t any) string {
+	if m, ok := t.(map[string]any); ok {
+		if _, logical := m["logicalType"]; logical {
+			return KindOther // goavro turns these into times and decimals
+		}
+		if m["type"] == "enum" {
+			return KindString
+		}
+		t = m["type"]
+	}
+	switch t {
+	case "int", "long", "float", "double":
+		return KindNumber
+	case "string":
+		return KindString
+	case "boolean":
+		return KindBool
+	}
+	return KindOther
+}
+
+// fieldKinds maps each field of a record schema to its kind.
+func fieldKinds(record any) map[string]string {
+	out := map[string]string{}
+	fields, _ := record.(map[string]any)["fields"].([]any)
+	for _, f := range fields {
+		fm, _ := f.(map[string]any)
+		if name, _ := fm["name"].(string); name != "" {
+			out[name] = kindOf(fm["type"])
+		}
+	}
+	return out
 }
 
 // numericFields lists a record schema's numeric and array-of-numeric
 // fields, sorted.
 func numericFields(record any) []string {
-	isNumber := func(t any) bool {
-		if m, ok := t.(map[string]any); ok {
-			if _, logical := m["logicalType"]; logical {
-				return false // goavro turns these into times and decimals
-			}
-			t = m["type"]
-		}
-		switch t {
-		case "int", "long", "float", "double":
-			return true
-		}
-		return false
-	}
+	isNumber := func(t any) bool { return kindOf(t) == KindNumber }
 	var out []string
 	fields, _ := record.(map[string]any)["fields"].([]any)
 	for _, f := range fields {

@@ -124,6 +124,12 @@ func compileStep(wf *workflow.Workflow, i int, spec *workflow.Step, deps Deps, t
 		s.Models = append(s.Models, slot)
 	}
 	aspec := assert.Spec{MinPassFraction: *spec.Assertions.Batch.MinPassFraction, BatchExpr: spec.Assertions.Batch.Expr}
+	if s.In != nil {
+		aspec.Input = &assert.Fields{Record: s.In.Record, Kinds: s.In.Fields}
+	}
+	if s.Out != nil {
+		aspec.Output = &assert.Fields{Record: s.Out.Record, Kinds: s.Out.Fields}
+	}
 	for _, a := range spec.Assertions.Records {
 		aspec.Records = append(aspec.Records, assert.Named{Name: a.Name, Expr: a.Expr})
 	}

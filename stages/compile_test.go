@@ -23,6 +23,11 @@ func TestCompileErrors(t *testing.T) {
 		{"unknown builtin", "{name: good,", "{name: gone,", "wf.yaml:15: step \"score\" model \"gone\": no built-in model \"gone\""},
 		{"unknown schema", "output_schema: flexiflow.test.Scored", "output_schema: flexiflow.test.Nope", "wf.yaml:7: step \"score\": unknown record schema \"flexiflow.test.Nope\""},
 		{"missing schema file", "scored.avsc]", "missing.avsc]", "wf.yaml:3: open"},
+		{"misspelt output field", "output.score >= 0.5", "output.scroe >= 0.5",
+			"wf.yaml:11: step \"score\": assertion \"high\" does not compile: output.scroe: output records (flexiflow.test.Scored) have no field \"scroe\" (did you mean output.score?); fields: id, score, x"},
+		{"misspelt input field", "output.score >= 0.5", "input.xx > 0.0 && output.score >= 0.5", "input.xx: input records (flexiflow.test.Item) have no field \"xx\""},
+		{"string field compared with a number", "output.score >= 0.5", "output.id == 5", "output.id is a string in flexiflow.test.Scored, compared with the number 5"},
+		{"number field compared with a string", "output.score >= 0.5", "output.score != \"high\"", "output.score is a number in flexiflow.test.Scored, compared with the string high"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

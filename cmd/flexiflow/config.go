@@ -18,7 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flexiflow/flexiflow/sinks/clickhouse"
-	"github.com/flexiflow/flexiflow/stages/workflow"
+	"github.com/flexiflow/flexiflow/stages/suggest"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -389,7 +389,7 @@ func warnUnknownEnv(w io.Writer, root *cobra.Command, environ []string) {
 			continue
 		}
 		hint := ""
-		if c := workflow.Closest(strings.TrimPrefix(k, envPrefix), suffixes); c != "" {
+		if c := suggest.Closest(strings.TrimPrefix(k, envPrefix), suffixes); c != "" {
 			hint = fmt.Sprintf(" (did you mean %s?)", envPrefix+c)
 		}
 		fmt.Fprintf(w, "warning: environment variable %s is not a FlexiFlow setting and is ignored%s\n", k, hint)

@@ -20,6 +20,10 @@ type Spec struct {
 	Records         []Named
 	MinPassFraction float64
 	BatchExpr       string
+	// Input and Output, when set, describe the records the step reads and
+	// writes: record assertions naming fields they lack, or comparing a
+	// field with a literal of another kind, do not compile.
+	Input, Output *Fields
 }
 
 // Named is one named record assertion.
@@ -71,8 +75,15 @@ func Compile(spec Spec) (*Program, error) {
 		return nil, err
 	}
 	p := &Program{minPass: spec.MinPassFraction}
+	vars := map[string]*Fields{}
+	if spec.Input != nil {
+		vars["input"] = spec.Input
+	}
+	if spec.Output != nil {
+		vars["output"] = spec.Output
+	}
 	for i, a := range spec.Records {
-		prg, err := compileBool(env, a.Expr)
+		prg, err := compileBool(env, a.Expr, vars)
 		if err != nil {
 			return nil, &ExprError{Index: i, Name: a.Name, Err: err}
 		}
@@ -84,7 +95,7 @@ func Compile(spec Spec) (*Program, error) {
 		if err != nil {
 			return nil, err
 		}
-		prg, err := compileBool(benv, spec.BatchExpr)
+		prg, err := compileBool(benv, spec.BatchExpr, nil)
 		if err != nil {
 			return nil, &ExprError{Index: -1, Name: "batch", Err: err}
 		}
@@ -93,10 +104,13 @@ func Compile(spec Spec) (*Program, error) {
 	return p, nil
 }
 
-func compileBool(env *cel.Env, expr string) (cel.Program, error) {
+func compileBool(env *cel.Env, expr string, vars map[string]*Fields) (cel.Program, error) {
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
 		return nil, iss.Err()
+	}
+	if err := checkFields(ast, vars); err != nil {
+		return nil, err
 	}
 	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
 		return nil, fmt.Errorf("%q evaluates to %s; an assertion must be true or false", expr, t)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flexiflow/flexiflow/stages/suggest"
 )
 
 // unknownField matches yaml.v3's message for a key no field takes.
@@ -44,7 +46,7 @@ func decodeError(file string, err error) error {
 		}
 		keys := yamlKeys(keyType(m[3]))
 		msg := fmt.Sprintf("%s:%s: unknown key %q", file, m[1], m[2])
-		if s := Closest(m[2], keys); s != "" {
+		if s := suggest.Closest(m[2], keys); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		if len(keys) > 0 {
@@ -68,43 +70,4 @@ func yamlKeys(t reflect.Type) []string {
 		}
 	}
 	return keys
-}
-
-// Closest returns the candidate nearest to s by edit distance, if it is
-// near enough to be a typo of it, for "did you mean" hints.
-func Closest(s string, candidates []string) string {
-	best, bestD := "", len(s)/2+2
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Damerau–Levenshtein (optimal string alignment)
-// distance, so a swap of two letters ("stpes") counts as one edit.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range rb {
-		d[0][j+1] = j + 1
-	}
-	for i := 1; i <= len(ra); i++ {
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(ra)][len(rb)]
 }
