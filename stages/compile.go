@@ -3,14 +3,16 @@ package stages
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/assert"
 	"github.com/flexiflow/flexiflow/stages/models"
-	"github.com/flexiflow/flexiflow/stages/models/kserve"
+	"github.com/flexiflow/flexiflow/stages/models/middleware"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 )
 
@@ -109,17 +111,14 @@ func compileStep(wf *workflow.Workflow, i int, spec *workflow.Step, deps Deps, t
 		errs = append(errs, wf.Errorf(append(path, "output_schema"), "step %q: %v", spec.Name, err))
 	}
 	for j, m := range spec.Models {
-		model, err := newModel(m, deps)
+		model, err := newModel(wf, spec.Name, append(path, "models", j), m, deps)
 		if err != nil {
-			errs = append(errs, wf.Errorf(append(path, "models", j), "step %q model %q: %v", spec.Name, m.Name, err))
+			errs = append(errs, err)
 			continue
 		}
 		slot := Slot{Name: m.Name, Model: model, Timeout: time.Duration(m.Timeout)}
 		if p, ok := model.(models.Pricer); ok {
 			slot.PriceMS, slot.Priced = p.PriceMS()
-		}
-		if m.PriceMS != nil {
-			slot.PriceMS, slot.Priced = *m.PriceMS, true
 		}
 		s.Models = append(s.Models, slot)
 	}
@@ -151,40 +150,139 @@ func compileStep(wf *workflow.Workflow, i int, spec *workflow.Step, deps Deps, t
 	return s, nil
 }
 
-// newModel builds one model of a step for its kind.
-func newModel(m *workflow.Model, deps Deps) (models.Model, error) {
-	switch m.Kind {
-	case workflow.KindKServe:
-		cfg := kserve.Config{
-			Name: m.Name, URL: m.URL, Protocol: m.Protocol, Model: m.Served, Version: m.Version,
-			Carry: m.Carry, MaxConcurrency: m.MaxConcurrency, RetryBackoff: time.Duration(m.RetryBackoff),
+// newModel builds one model of a step: its kind's config, checked
+// against the kind's schema with the entry's lines, then the model, then
+// the wrappers every model gets (see the middleware package).
+func newModel(wf *workflow.Workflow, step string, path []any, m *workflow.Model, deps Deps) (models.Model, error) {
+	kind, err := deps.Models.Kind(m.KindName())
+	if err != nil {
+		key := "kind"
+		if m.Kind == workflow.KindBuiltin && wf.Line(append(path, "builtin")...) != wf.Line(path...) {
+			key = "builtin"
 		}
-		for _, in := range m.Inputs {
-			cfg.Inputs = append(cfg.Inputs, kserve.Input{Tensor: in.Tensor, Fields: in.Fields, Datatype: in.Datatype})
+		msg := err.Error()
+		if m.Config != nil && len(m.Config.Content) > 0 {
+			if other := kindTaking(deps.Models, m.Config.Content[0].Value, ""); other != "" {
+				msg += fmt.Sprintf("; its key %s is kind %s's: set `kind: %s`", m.Config.Content[0].Value, other, other)
+			}
 		}
-		for _, o := range m.Outputs {
-			cfg.Outputs = append(cfg.Outputs, kserve.Output{Tensor: o.Tensor, Field: o.Field, Reduce: o.Reduce})
-		}
-		if m.Binary != nil {
-			cfg.Binary = *m.Binary
-		}
-		if m.Retries != nil {
-			cfg.Retries = *m.Retries
-		}
-		if m.Breaker != nil {
-			cfg.BreakerFailures, cfg.BreakerCooldown = m.Breaker.Failures, time.Duration(m.Breaker.Cooldown)
-		}
-		if a := m.Auth; a != nil {
-			cfg.TokenEnv, cfg.TokenFile, cfg.CAFile = a.TokenEnv, a.TokenFile, a.CAFile
-		}
-		var opts []kserve.Option
-		if deps.Log != nil {
-			opts = append(opts, kserve.WithLogger(deps.Log))
-		}
-		return kserve.New(cfg, opts...)
-	default:
-		return deps.Models.New(m.Builtin, m.Options)
+		return nil, wf.Errorf(append(path, key), "step %q model %q: %s", step, m.Name, msg)
 	}
+	cfg, err := kind.Decode(m.Name, m.Config)
+	if err != nil {
+		return nil, configErrors(wf, step, path, m, kind, deps.Models, err)
+	}
+	log := deps.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	model, err := cfg.New(log.With(zap.String("model", m.Name)))
+	if err != nil {
+		return nil, wf.Errorf(path, "step %q model %q: %v", step, m.Name, err)
+	}
+	var price middleware.Middleware
+	if m.PriceMS != nil {
+		price = middleware.Price(*m.PriceMS)
+	} else if p, ok := model.(models.Pricer); ok {
+		if ms, ok := p.PriceMS(); ok {
+			price = middleware.Price(ms)
+		}
+	}
+	return middleware.Chain(model,
+		price,
+		middleware.Timeout(m.Name, time.Duration(m.Timeout)),
+		middleware.Breaker(m.Name, middleware.BreakerConfig{Failures: m.Breaker.Failures, Cooldown: time.Duration(m.Breaker.Cooldown), Log: log}),
+		middleware.Limit(m.Name, m.MaxConcurrency),
+		middleware.Retry(m.Name, *m.Retries, time.Duration(m.RetryBackoff), log),
+		middleware.Recover(m.Name),
+	), nil
+}
+
+// configErrors points each problem with a model's kind-specific keys at
+// its line. An unknown key that another kind takes says which.
+func configErrors(wf *workflow.Workflow, step string, path []any, m *workflow.Model, kind *models.Kind, reg *models.Registry, err error) error {
+	var out []error
+	for _, e := range flatten(err) {
+		fe, ok := e.(*models.FieldError)
+		if !ok {
+			out = append(out, wf.Errorf(path, "step %q model %q (kind %s): %v", step, m.Name, kind.Name, e))
+			continue
+		}
+		msg := fe.Msg
+		if len(fe.Path) == 1 && strings.HasPrefix(msg, "unknown key") {
+			if other := kindTaking(reg, fmt.Sprint(fe.Path[0]), kind.Name); other != "" {
+				msg += fmt.Sprintf("; %s is a key of kind %s: set `kind: %s`", fe.Path[0], other, other)
+			}
+		}
+		line := fe.Line
+		if line == 0 {
+			line = nodeLine(m.Config, fe.Path)
+		}
+		if line == 0 {
+			line = m.Line
+		}
+		out = append(out, fmt.Errorf("%s:%d: step %q model %q (kind %s): %s", wf.File, line, step, m.Name, kind.Name, msg))
+	}
+	return errors.Join(out...)
+}
+
+// kindTaking names a registered kind other than except whose config has
+// the top-level key.
+func kindTaking(reg *models.Registry, key, except string) string {
+	for _, k := range reg.Kinds() {
+		if k.Name == except {
+			continue
+		}
+		for _, f := range k.Fields {
+			if f.Name == key {
+				return k.Name
+			}
+		}
+	}
+	return ""
+}
+
+// flatten undoes errors.Join.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// nodeLine is the line of the node at path below n (keys and list
+// indices), or of its nearest existing ancestor; 0 when n is nil.
+func nodeLine(n *yaml.Node, path []any) int {
+	if n == nil {
+		return 0
+	}
+	line := 0
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					line, next = n.Content[i].Line, n.Content[i+1]
+					break
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return line
 }
 
 // Describe is a one-line description of a step for logs.

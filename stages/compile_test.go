@@ -20,7 +20,8 @@ func TestCompileErrors(t *testing.T) {
 	}{
 		{"CEL syntax", "output.score >= 0.5", "output.score >=", "wf.yaml:11: step \"score\": assertion \"high\" does not compile"},
 		{"CEL type", "output.score >= 0.5", "size(output) + 1", "wf.yaml:11: step \"score\": assertion \"high\" does not compile"},
-		{"unknown builtin", "{name: good,", "{name: gone,", "wf.yaml:15: step \"score\" model \"gone\": no built-in model \"gone\""},
+		{"unknown builtin", "{name: good,", "{name: gone,", "wf.yaml:15: step \"score\" model \"gone\": no model kind \"gone\"; known kinds: bad, boom, flaky"},
+		{"unknown kind", "{name: good,", "{name: good, kind: tensorflow,", "wf.yaml:15: step \"score\" model \"good\": no model kind \"tensorflow\"; known kinds: bad, boom"},
 		{"unknown schema", "output_schema: flexiflow.test.Scored", "output_schema: flexiflow.test.Nope", "wf.yaml:7: step \"score\": unknown record schema \"flexiflow.test.Nope\""},
 		{"missing schema file", "scored.avsc]", "missing.avsc]", "wf.yaml:3: open"},
 		{"misspelt output field", "output.score >= 0.5", "output.scroe >= 0.5",

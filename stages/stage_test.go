@@ -28,7 +28,7 @@ import (
 // testModels are small models whose answers the tests can predict.
 func testModels() *models.Registry {
 	r := models.NewRegistry()
-	score := func(f func(in models.Record) any, id ...func(in models.Record) any) models.Factory {
+	score := func(f func(in models.Record) any, id ...func(in models.Record) any) func(map[string]any) (models.Model, error) {
 		return func(map[string]any) (models.Model, error) {
 			return models.Func(func(_ context.Context, in []models.Record) ([]models.Record, error) {
 				out := make([]models.Record, len(in))

@@ -16,6 +16,7 @@ import (
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/stages/models/digits"
+	"github.com/flexiflow/flexiflow/stages/models/kserve"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 )
@@ -41,6 +42,7 @@ func Builtins() (*models.Registry, *digits.Dataset, error) {
 	}
 	r := models.NewRegistry()
 	digits.Register(r, ds)
+	r.Add(kserve.Kind())
 	return r, ds, nil
 }
 

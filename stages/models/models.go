@@ -1,11 +1,6 @@
 package models
 
-import (
-	"context"
-	"fmt"
-	"sort"
-	"strings"
-)
+import "context"
 
 // Record is one decoded Avro record in goavro's native form.
 type Record = map[string]any
@@ -31,47 +26,6 @@ type Func func(ctx context.Context, in []Record) ([]Record, error)
 
 // Predict calls f.
 func (f Func) Predict(ctx context.Context, in []Record) ([]Record, error) { return f(ctx, in) }
-
-// Factory builds a model from the options a workflow file gives it.
-type Factory func(opts map[string]any) (Model, error)
-
-// Registry maps built-in model names to factories. The zero value is not
-// usable; call NewRegistry.
-type Registry struct {
-	factories map[string]Factory
-}
-
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{factories: map[string]Factory{}} }
-
-// Register adds a factory under name, replacing any earlier one.
-func (r *Registry) Register(name string, f Factory) { r.factories[name] = f }
-
-// Has reports whether name is registered.
-func (r *Registry) Has(name string) bool { _, ok := r.factories[name]; return ok }
-
-// Names lists the registered names, sorted.
-func (r *Registry) Names() []string {
-	names := make([]string, 0, len(r.factories))
-	for n := range r.factories {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// New builds the model registered under name.
-func (r *Registry) New(name string, opts map[string]any) (Model, error) {
-	f, ok := r.factories[name]
-	if !ok {
-		return nil, fmt.Errorf("no built-in model %q; known built-in models: %s", name, strings.Join(r.Names(), ", "))
-	}
-	m, err := f(opts)
-	if err != nil {
-		return nil, fmt.Errorf("building model %q: %w", name, err)
-	}
-	return m, nil
-}
 
 // Number converts a numeric field value of a Record (any of goavro's
 // native number types, or a Go int) to float64.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,16 +23,17 @@ const (
 	DefaultTimeout         = 5 * time.Second
 	DefaultMinPassFraction = 1.0
 	DefaultPolicy          = "flexiflow"
+	DefaultRetries         = 2
+	DefaultRetryBackoff    = 50 * time.Millisecond
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 10 * time.Second
 )
 
-// Model kinds a workflow may name: builtin (in-process Go models) and
-// kserve-v2 (a model behind any Open Inference Protocol server).
-const (
-	KindBuiltin = "builtin"
-	KindKServe  = "kserve-v2"
-)
-
-var knownKinds = []string{KindBuiltin, KindKServe}
+// KindBuiltin is the default model kind: the entry names its real kind
+// with builtin (or its name) and gives that kind's settings under
+// options. Every other kind is whatever the compiling program registered
+// (see models.Registry).
+const KindBuiltin = "builtin"
 
 // Workflow is a parsed, defaulted and checked workflow file.
 type Workflow struct {
@@ -74,59 +76,82 @@ type StepTopics struct {
 	DLQ   string `yaml:"dlq"`
 }
 
-// Model is one alternative model of a step.
+// Model is one alternative model of a step. The keys below are the ones
+// every model takes, whatever its kind; the rest of the entry (for kind
+// builtin, its options mapping) is the kind's own config, kept in Config
+// and checked against the kind's schema when the workflow is compiled.
 type Model struct {
-	Name    string         `yaml:"name"`
-	Kind    string         `yaml:"kind"`    // builtin (default) or kserve-v2
-	Builtin string         `yaml:"builtin"` // registered name for kind builtin; defaults to Name
-	Options map[string]any `yaml:"options"`
-	Timeout Duration       `yaml:"timeout"`
+	Name string `yaml:"name" doc:"The model's name in traces, headers and the bandit: letters, digits, '_' or '-', unique in the step."`
+	Kind string `yaml:"kind" doc:"Which kind of model this is (see Model kinds below). builtin means: the kind named by builtin, or by name, with its settings under options." default:"builtin"`
+	// Builtin, for kind builtin, names the kind the entry really is.
+	Builtin string         `yaml:"builtin" doc:"For kind builtin: the kind to build, e.g. digits.knn. Defaults to name."`
+	Options map[string]any `yaml:"options" doc:"For kind builtin: the kind's settings. Other kinds take their settings on the entry itself."`
+	Timeout Duration       `yaml:"timeout" doc:"How long one call may take; a model that ignores it is abandoned." default:"5s"`
 	// PriceMS, when set, is the model's cost per call for the bandit (in
 	// the unit of measured latency, ms) instead of its measured latency.
-	PriceMS *float64 `yaml:"price_ms"`
+	PriceMS        *float64 `yaml:"price_ms" doc:"A fixed cost per call for the bandit, in milliseconds' units, instead of the measured latency."`
+	MaxConcurrency int      `yaml:"max_concurrency" doc:"At most this many calls in flight to the model per stage; 0 means no cap." default:"0"`
+	Retries        *int     `yaml:"retries" doc:"How many times a call that failed in transport (an error the kind marks retryable) is repeated." default:"2"`
+	RetryBackoff   Duration `yaml:"retry_backoff" doc:"The first wait between retries, doubling (jittered), at most 2s." default:"50ms"`
+	Breaker        *Breaker `yaml:"breaker" doc:"The circuit breaker: after failures consecutive failed calls, calls fail at once for cooldown."`
 
-	// Kind kserve-v2: a model behind an Open Inference Protocol server.
-	URL            string         `yaml:"url"`      // http(s)://host:port for rest; host:port, grpc:// or grpcs:// for grpc
-	Protocol       string         `yaml:"protocol"` // rest (default) or grpc
-	Served         string         `yaml:"model"`    // the model's name on the server
-	Version        string         `yaml:"version"`  // optional
-	Inputs         []TensorInput  `yaml:"inputs"`
-	Outputs        []TensorOutput `yaml:"outputs"`
-	Carry          []string       `yaml:"carry"`  // input fields copied unchanged to the output
-	Binary         *bool          `yaml:"binary"` // raw binary tensors where the protocol allows (gRPC; default true)
-	MaxConcurrency int            `yaml:"max_concurrency"`
-	Retries        *int           `yaml:"retries"`       // transport errors only; default 2
-	RetryBackoff   Duration       `yaml:"retry_backoff"` // first backoff, doubling; default 50ms
-	Breaker        *Breaker       `yaml:"breaker"`
-	Auth           *ServerAuth    `yaml:"auth"`
+	// Config is the rest of the entry: the keys its kind takes. For kind
+	// builtin it is the options mapping. Never nil after Parse.
+	Config *yaml.Node `yaml:"-"`
+	// Line is where the entry starts in the workflow file.
+	Line int `yaml:"-"`
 }
 
-// TensorInput maps record fields to one input tensor of a served model.
-type TensorInput struct {
-	Tensor   string   `yaml:"tensor"`
-	Fields   []string `yaml:"fields"`
-	Datatype string   `yaml:"datatype"` // FP64 (default), FP32, INT32, INT64
+// commonModelKeys are the keys Model decodes itself; every other key of
+// a model entry belongs to its kind.
+var commonModelKeys = yamlKeys(reflect.TypeFor[Model]())
+
+// UnmarshalYAML splits a model entry into the keys every model takes and
+// the kind's own, which stay a YAML node (with their lines) for the
+// kind's schema to check.
+func (m *Model) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a model must be a mapping with at least a name, like {name: mlp, kind: kserve-v2, ...}", n.Line)
+	}
+	common := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		into := rest
+		if slices.Contains(commonModelKeys, n.Content[i].Value) {
+			into = common
+		}
+		into.Content = append(into.Content, n.Content[i], n.Content[i+1])
+	}
+	type plain Model
+	if err := common.Decode((*plain)(m)); err != nil {
+		return err
+	}
+	m.Config, m.Line = rest, n.Line
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "options" && n.Content[i+1].Kind == yaml.MappingNode {
+			// Kind builtin: the options are the kind's settings.
+			rest.Content = append(slices.Clone(n.Content[i+1].Content), rest.Content...)
+		}
+	}
+	return nil
 }
 
-// TensorOutput maps one output tensor of a served model to a field.
-type TensorOutput struct {
-	Tensor string `yaml:"tensor"`
-	Field  string `yaml:"field"`
-	Reduce string `yaml:"reduce"` // "" (one value per record), max, argmax or row
+// KindName is the kind the model is built as: for kind builtin, the kind
+// its builtin key names (by default its name).
+func (m *Model) KindName() string {
+	if m.Kind == KindBuiltin || m.Kind == "" {
+		if m.Builtin != "" {
+			return m.Builtin
+		}
+		return m.Name
+	}
+	return m.Kind
 }
 
-// Breaker tunes a served model's circuit breaker.
+// Breaker tunes a model's circuit breaker.
 type Breaker struct {
-	Failures int      `yaml:"failures"` // consecutive failed calls that open it (default 5; -1 disables)
-	Cooldown Duration `yaml:"cooldown"` // how long it stays open (default 10s)
-}
-
-// ServerAuth names where a served model's credentials are: only the
-// environment or files, never the workflow file itself.
-type ServerAuth struct {
-	TokenEnv  string `yaml:"token_env"`
-	TokenFile string `yaml:"token_file"`
-	CAFile    string `yaml:"ca_file"`
+	Failures int      `yaml:"failures" doc:"Consecutive failed calls that open the circuit; -1 disables the breaker." default:"5"`
+	Cooldown Duration `yaml:"cooldown" doc:"How long the circuit stays open before one call probes the model again." default:"10s"`
 }
 
 // Policy selects and tunes a step's bandit.
@@ -385,22 +410,17 @@ func (w *Workflow) checkModels(s *Step, path []any, bad func([]any, string, ...a
 		if m.Kind == "" {
 			m.Kind = KindBuiltin
 		}
-		known := false
-		for _, k := range knownKinds {
-			known = known || k == m.Kind
-		}
-		if !known {
-			bad(append(mp, "kind"), "unknown model kind %q; known kinds: %s", m.Kind, strings.Join(knownKinds, ", "))
-		}
 		if m.Kind == KindBuiltin && m.Builtin == "" {
 			m.Builtin = m.Name
 		}
-		switch m.Kind {
-		case KindBuiltin:
-			w.checkBuiltinOnly(m, mp, bad)
-		case KindKServe:
-			w.checkServed(m, mp, bad)
+		if m.Kind != KindBuiltin && (m.Builtin != "" || m.Options != nil) {
+			key := "builtin"
+			if m.Builtin == "" {
+				key = "options"
+			}
+			bad(append(mp, key), "model %q: builtin and options are for kind builtin; a %s model takes its settings on the entry itself", m.Name, m.Kind)
 		}
+		w.checkWrappers(m, mp, bad)
 		if m.PriceMS != nil && *m.PriceMS < 0 {
 			bad(append(mp, "price_ms"), "price_ms must not be negative, got %g", *m.PriceMS)
 		}
@@ -412,112 +432,36 @@ func (w *Workflow) checkModels(s *Step, path []any, bad func([]any, string, ...a
 	}
 }
 
-// checkBuiltinOnly rejects served-model fields on a builtin model, which
-// would otherwise be silently ignored.
-func (w *Workflow) checkBuiltinOnly(m *Model, mp []any, bad func([]any, string, ...any)) {
-	for _, f := range []struct {
-		name string
-		set  bool
-	}{
-		{"url", m.URL != ""}, {"protocol", m.Protocol != ""}, {"model", m.Served != ""}, {"version", m.Version != ""},
-		{"inputs", m.Inputs != nil}, {"outputs", m.Outputs != nil}, {"carry", m.Carry != nil}, {"binary", m.Binary != nil},
-		{"max_concurrency", m.MaxConcurrency != 0}, {"retries", m.Retries != nil}, {"retry_backoff", m.RetryBackoff != 0},
-		{"breaker", m.Breaker != nil}, {"auth", m.Auth != nil},
-	} {
-		if f.set {
-			bad(append(mp, f.name), "model %q: %s is for served models; add `kind: %s` or remove it", m.Name, f.name, KindKServe)
-		}
-	}
-}
-
-var (
-	tensorDatatypes = []string{"FP64", "FP32", "INT32", "INT64"}
-	tensorReduces   = []string{"max", "argmax", "row"}
-)
-
-// checkServed checks a kserve-v2 model's fields and fills defaults.
-func (w *Workflow) checkServed(m *Model, mp []any, bad func([]any, string, ...any)) {
+// checkWrappers checks the settings every model takes and fills their
+// defaults.
+func (w *Workflow) checkWrappers(m *Model, mp []any, bad func([]any, string, ...any)) {
 	at := func(p ...any) []any { return append(append([]any{}, mp...), p...) }
-	if m.Builtin != "" || m.Options != nil {
-		bad(at("builtin"), "model %q: builtin and options are for kind builtin; a %s model names its server with url and model", m.Name, KindKServe)
-	}
-	if m.Protocol == "" {
-		m.Protocol = "rest"
-	}
-	switch m.Protocol {
-	case "rest":
-		if !strings.HasPrefix(m.URL, "http://") && !strings.HasPrefix(m.URL, "https://") {
-			bad(at("url"), "model %q: url %q must be the server's REST address, like http://127.0.0.1:8080", m.Name, m.URL)
-		}
-	case "grpc":
-		u := strings.TrimPrefix(strings.TrimPrefix(m.URL, "grpcs://"), "grpc://")
-		if u == "" || strings.Contains(u, "/") || !strings.Contains(u, ":") {
-			bad(at("url"), "model %q: url %q must be the server's gRPC address, like 127.0.0.1:8081, grpc://host:8081 or grpcs://host:443", m.Name, m.URL)
-		}
-	default:
-		bad(at("protocol"), "model %q: protocol %q is not known; use rest or grpc", m.Name, m.Protocol)
-	}
-	if m.Served == "" {
-		bad(at("url"), "model %q: `model:` is missing: name the model as the server knows it", m.Name)
-	}
-	if len(m.Inputs) == 0 {
-		bad(at("inputs"), "model %q: inputs is empty; map record fields to a tensor, e.g. inputs: [{tensor: input-0, fields: [pixels]}]", m.Name)
-	}
-	for k, in := range m.Inputs {
-		if in.Tensor == "" {
-			bad(at("inputs", k), "model %q: input %d has no tensor name", m.Name, k)
-		}
-		if len(in.Fields) == 0 {
-			bad(at("inputs", k), "model %q: input tensor %q lists no fields", m.Name, in.Tensor)
-		}
-		if in.Datatype == "" {
-			m.Inputs[k].Datatype = "FP64"
-		} else if m.Inputs[k].Datatype = strings.ToUpper(in.Datatype); !slices.Contains(tensorDatatypes, m.Inputs[k].Datatype) {
-			bad(at("inputs", k, "datatype"), "model %q: input datatype %q is not supported; use one of %s", m.Name, in.Datatype, strings.Join(tensorDatatypes, ", "))
-		}
-	}
-	if len(m.Outputs) == 0 {
-		bad(at("outputs"), "model %q: outputs is empty; map output tensors to fields, e.g. outputs: [{tensor: predict, field: predicted}]", m.Name)
-	}
-	for k, o := range m.Outputs {
-		if o.Tensor == "" || o.Field == "" {
-			bad(at("outputs", k), "model %q: output %d needs both tensor and field", m.Name, k)
-		}
-		if o.Reduce != "" && !slices.Contains(tensorReduces, o.Reduce) {
-			bad(at("outputs", k, "reduce"), "model %q: reduce %q is not known; use max, argmax or row, or leave it out for one value per record", m.Name, o.Reduce)
-		}
-	}
-	if m.Binary == nil {
-		t := true
-		m.Binary = &t
-	}
 	if m.MaxConcurrency < 0 {
 		bad(at("max_concurrency"), "model %q: max_concurrency must not be negative (0 means no cap)", m.Name)
 	}
 	if m.Retries == nil {
-		r := 2
+		r := DefaultRetries
 		m.Retries = &r
 	} else if *m.Retries < 0 {
 		bad(at("retries"), "model %q: retries must not be negative", m.Name)
 	}
-	if m.RetryBackoff < 0 {
+	if m.RetryBackoff == 0 {
+		m.RetryBackoff = Duration(DefaultRetryBackoff)
+	} else if m.RetryBackoff < 0 {
 		bad(at("retry_backoff"), "model %q: retry_backoff must be positive", m.Name)
 	}
 	if m.Breaker == nil {
 		m.Breaker = &Breaker{}
 	}
 	if m.Breaker.Failures == 0 {
-		m.Breaker.Failures = 5
+		m.Breaker.Failures = DefaultBreakerFailures
 	} else if m.Breaker.Failures < -1 {
 		bad(at("breaker", "failures"), "model %q: breaker failures must be positive, or -1 to disable the breaker", m.Name)
 	}
 	if m.Breaker.Cooldown == 0 {
-		m.Breaker.Cooldown = Duration(10 * time.Second)
+		m.Breaker.Cooldown = Duration(DefaultBreakerCooldown)
 	} else if m.Breaker.Cooldown < 0 {
 		bad(at("breaker", "cooldown"), "model %q: breaker cooldown must be positive", m.Name)
-	}
-	if a := m.Auth; a != nil && a.TokenEnv != "" && a.TokenFile != "" {
-		bad(at("auth"), "model %q: give token_env or token_file, not both", m.Name)
 	}
 }
 

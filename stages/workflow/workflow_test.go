@@ -75,7 +75,6 @@ func TestBadFiles(t *testing.T) {
 		{"dlq is a step's input", "workflow: w\ninput_schema: a.B\nsteps:\n  - {name: a, output_schema: a.B, models: [{name: m}], topics: {dlq: w.b.in}}\n  - {name: b, output_schema: a.B, models: [{name: m}]}\n", "topic \"w.b.in\" is both step \"b\"'s in topic and step \"a\"'s dlq topic"},
 		{"no steps", "workflow: w\ninput_schema: a.B\n", "bad.yaml:1: the workflow has no steps"},
 		{"bad name", "workflow: \"a b\"\ninput_schema: a.B\nsteps: [{name: s, output_schema: a.B, models: [{name: m}]}]\n", "bad.yaml:1: workflow name \"a b\" must be"},
-		{"unknown kind", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    models:\n      - name: m\n        kind: tensorflow\n", "bad.yaml:8: unknown model kind \"tensorflow\"; known kinds: builtin"},
 		{"duplicate model", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    models:\n      - name: m\n      - name: m\n", "bad.yaml:8: model name \"m\" is used twice"},
 		{"bad duration", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    models:\n      - name: m\n        timeout: soon\n", "line 8: \"soon\" is not a duration"},
 		{"fraction", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    models: [{name: m}]\n    assertions:\n      batch:\n        min_pass_fraction: 1.5\n", "bad.yaml:9: min_pass_fraction must be between 0 and 1"},

@@ -224,17 +224,17 @@ func TestOptions(t *testing.T) {
 		{"digits.pca", map[string]any{"components": uint64(12)}, ""},
 		{"digits.pca", map[string]any{"components": 0}, "out of range 1..64"},
 		{"digits.pca", map[string]any{"components": 65}, "out of range 1..64"},
-		{"digits.pca", map[string]any{"components": 2.5}, "not an integer"},
+		{"digits.pca", map[string]any{"components": 2.5}, "got `2.5`, want an integer"},
 		{"digits.pca", map[string]any{"components": "ten"}, "want an integer"},
-		{"digits.pca", map[string]any{"k": 3}, "unknown option(s) k; known options: components"},
+		{"digits.pca", map[string]any{"k": 3}, `unknown key "k"; keys here: components`},
 		{"digits.knn", map[string]any{"k": 1}, ""},
 		{"digits.knn", map[string]any{"k": 0}, "out of range 1..1198"},
 		{"digits.median", map[string]any{"threshold": 4}, ""},
 		{"digits.median", map[string]any{"threshold": -1.0}, "out of range 0..16"},
 		{"digits.median", map[string]any{"threshold": true}, "want a number"},
-		{"digits.passthrough", map[string]any{"gain": 2}, "takes no options"},
+		{"digits.passthrough", map[string]any{"gain": 2}, `unknown key "gain"; this takes no keys`},
 		{"digits.centroid", nil, ""},
-		{"digits.mlp", map[string]any{"hidden": 64, "epochs": 3}, "unknown option(s) epochs, hidden"},
+		{"digits.mlp", map[string]any{"hidden": 64, "epochs": 3}, `unknown key "epochs"`},
 	}
 	for _, tt := range tests {
 		_, err := r.New(tt.model, tt.opts)

@@ -2,154 +2,130 @@ package digits
 
 import (
 	"fmt"
-	"maps"
-	"math"
-	"slices"
-	"strings"
+	"sync"
 
 	"github.com/flexiflow/flexiflow/stages/models"
 )
 
-// Register adds the six digits models to r, backed by ds:
+// Kinds declares the six digits models as model kinds, backed by the data
+// set load returns:
 //
 //	digits.passthrough, digits.median, digits.pca    (step "denoise")
 //	digits.centroid, digits.mlp, digits.knn          (step "classify")
 //
-// Models train on ds's training split the first time any factory needs
-// them; ds caches the result, so later builds reuse it.
+// Nothing is loaded or trained until a model of one of these kinds is
+// built: a workflow that names none of them never touches the data set.
+func Kinds(load func() (*Dataset, error)) []models.Kind {
+	return []models.Kind{
+		models.Define("digits.passthrough", "Returns each digit image unchanged: the cheapest denoiser.",
+			func(_ *noOptions, _ models.Env) (models.Model, error) { return newDenoiser(passthrough), nil }),
+		models.Define("digits.median", "A switching 3x3 median filter: replaces pixels far from their neighbourhood's median (stuck pixels, salt noise).",
+			func(c *MedianConfig, _ models.Env) (models.Model, error) {
+				return newDenoiser(switchingMedian(c.Threshold)), nil
+			}),
+		models.Define("digits.pca", "Projects each image onto the training set's first principal components, refitting without outlier rows: removes heavy noise, slowest denoiser.",
+			func(c *PCAConfig, _ models.Env) (models.Model, error) {
+				ds, err := load()
+				if err != nil {
+					return nil, err
+				}
+				b, err := ds.pcaBasis()
+				if err != nil {
+					return nil, err
+				}
+				return newDenoiser(b.projector(c.Components)), nil
+			}),
+		models.Define("digits.centroid", "Nearest class centroid with a softmax over distances: the cheapest classifier.",
+			func(_ *noOptions, _ models.Env) (models.Model, error) {
+				ds, err := load()
+				if err != nil {
+					return nil, err
+				}
+				return newClassifier(ds.centroidParams().probs), nil
+			}),
+		models.Define("digits.mlp", "A one-hidden-layer perceptron trained on the training split at first use.",
+			func(_ *noOptions, _ models.Env) (models.Model, error) {
+				ds, err := load()
+				if err != nil {
+					return nil, err
+				}
+				return newClassifier(ds.mlpParams().probs), nil
+			}),
+		models.Define("digits.knn", "Distance-weighted k nearest neighbours over the training split: the most robust and slowest classifier.",
+			func(c *KNNConfig, _ models.Env) (models.Model, error) {
+				ds, err := load()
+				if err != nil {
+					return nil, err
+				}
+				if c.K > len(ds.train) {
+					return nil, fmt.Errorf("k: %d is out of range 1..%d (the training set's size)", c.K, len(ds.train))
+				}
+				return newClassifier(knn{train: ds.train, k: c.K}.probs), nil
+			}),
+	}
+}
+
+// Register adds the digits kinds to r, backed by ds.
 func Register(r *models.Registry, ds *Dataset) {
-	r.Register("digits.passthrough", ds.passthroughFactory)
-	r.Register("digits.median", ds.medianFactory)
-	r.Register("digits.pca", ds.pcaFactory)
-	r.Register("digits.centroid", ds.centroidFactory)
-	r.Register("digits.mlp", ds.mlpFactory)
-	r.Register("digits.knn", ds.knnFactory)
+	for _, k := range Kinds(func() (*Dataset, error) { return ds, nil }) {
+		r.Add(k)
+	}
 }
 
-func (ds *Dataset) passthroughFactory(opts map[string]any) (models.Model, error) {
-	if err := checkOptions(opts); err != nil {
-		return nil, err
+// Lazy returns a loader that parses the embedded data set on first call
+// and returns the same Dataset after.
+func Lazy() func() (*Dataset, error) {
+	var once sync.Once
+	var ds *Dataset
+	var err error
+	return func() (*Dataset, error) {
+		once.Do(func() {
+			if ds, err = Load(); err != nil {
+				err = fmt.Errorf("loading the digits data set: %w", err)
+			}
+		})
+		return ds, err
 	}
-	return newDenoiser(passthrough), nil
 }
 
-// medianFactory accepts option "threshold" (0..16, default
-// DefaultMedianThreshold): how far a stuck pixel must be from its
-// neighbourhood's median to be replaced.
-func (ds *Dataset) medianFactory(opts map[string]any) (models.Model, error) {
-	if err := checkOptions(opts, "threshold"); err != nil {
-		return nil, err
-	}
-	th, err := floatOption(opts, "threshold", DefaultMedianThreshold, 0, MaxPixel)
-	if err != nil {
-		return nil, err
-	}
-	return newDenoiser(switchingMedian(th)), nil
+// noOptions is the config of a kind that takes no settings.
+type noOptions struct{}
+
+// MedianConfig is digits.median's config.
+type MedianConfig struct {
+	Threshold float64 `yaml:"threshold" default:"6" doc:"How far (in pixel levels, 0..16) a pixel must be from its neighbourhood's median to be replaced."`
 }
 
-// pcaFactory accepts option "components" (1..64, default DefaultComponents).
-func (ds *Dataset) pcaFactory(opts map[string]any) (models.Model, error) {
-	if err := checkOptions(opts, "components"); err != nil {
-		return nil, err
+// Check refuses a threshold outside the pixel range.
+func (c *MedianConfig) Check() error {
+	if !(c.Threshold >= 0 && c.Threshold <= MaxPixel) {
+		return models.Problem([]any{"threshold"}, "threshold: %v is out of range 0..%g", c.Threshold, MaxPixel)
 	}
-	k, err := intOption(opts, "components", DefaultComponents, 1, NumPixels)
-	if err != nil {
-		return nil, err
-	}
-	b, err := ds.pcaBasis()
-	if err != nil {
-		return nil, err
-	}
-	return newDenoiser(b.projector(k)), nil
+	return nil
 }
 
-func (ds *Dataset) centroidFactory(opts map[string]any) (models.Model, error) {
-	if err := checkOptions(opts); err != nil {
-		return nil, err
-	}
-	return newClassifier(ds.centroidParams().probs), nil
+// PCAConfig is digits.pca's config.
+type PCAConfig struct {
+	Components int `yaml:"components" default:"20" doc:"How many principal components (1..64) the projection keeps."`
 }
 
-func (ds *Dataset) mlpFactory(opts map[string]any) (models.Model, error) {
-	if err := checkOptions(opts); err != nil {
-		return nil, err
+// Check refuses a component count outside 1..64.
+func (c *PCAConfig) Check() error {
+	if c.Components < 1 || c.Components > NumPixels {
+		return models.Problem([]any{"components"}, "components: %d is out of range 1..%d", c.Components, NumPixels)
 	}
-	return newClassifier(ds.mlpParams().probs), nil
+	return nil
 }
 
-// knnFactory accepts option "k" (1..training set size, default DefaultK).
-func (ds *Dataset) knnFactory(opts map[string]any) (models.Model, error) {
-	if err := checkOptions(opts, "k"); err != nil {
-		return nil, err
-	}
-	k, err := intOption(opts, "k", DefaultK, 1, len(ds.train))
-	if err != nil {
-		return nil, err
-	}
-	return newClassifier(knn{train: ds.train, k: k}.probs), nil
+// KNNConfig is digits.knn's config.
+type KNNConfig struct {
+	K int `yaml:"k" default:"7" doc:"How many neighbours vote (1..the training set's size)."`
 }
 
-// floatOption reads a number option in [lo, hi], or def when it is absent.
-func floatOption(opts map[string]any, name string, def, lo, hi float64) (float64, error) {
-	raw, ok := opts[name]
-	if !ok {
-		return def, nil
+// Check refuses k below 1.
+func (c *KNNConfig) Check() error {
+	if c.K < 1 {
+		return models.Problem([]any{"k"}, "k: %d is out of range 1..%d", c.K, NumRows-(NumRows+2)/3)
 	}
-	v, ok := models.Number(raw)
-	if !ok {
-		return 0, fmt.Errorf("option %s: got %T (%v), want a number", name, raw, raw)
-	}
-	if !(v >= lo && v <= hi) {
-		return 0, fmt.Errorf("option %s: %v is out of range %v..%v", name, v, lo, hi)
-	}
-	return v, nil
-}
-
-// checkOptions rejects option names outside known.
-func checkOptions(opts map[string]any, known ...string) error {
-	var unknown []string
-	for _, name := range slices.Sorted(maps.Keys(opts)) {
-		if !slices.Contains(known, name) {
-			unknown = append(unknown, name)
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	if len(known) == 0 {
-		return fmt.Errorf("unknown option(s) %s: this model takes no options", strings.Join(unknown, ", "))
-	}
-	return fmt.Errorf("unknown option(s) %s; known options: %s", strings.Join(unknown, ", "), strings.Join(known, ", "))
-}
-
-// intOption reads an integer option in [lo, hi], or def when it is absent.
-// YAML and JSON decoders give numbers as int, int64, uint64 or float64; all
-// are accepted when integral.
-func intOption(opts map[string]any, name string, def, lo, hi int) (int, error) {
-	raw, ok := opts[name]
-	if !ok {
-		return def, nil
-	}
-	var v int
-	switch x := raw.(type) {
-	case int:
-		v = x
-	case int32:
-		v = int(x)
-	case int64:
-		v = int(x)
-	case uint64:
-		v = int(min(x, math.MaxInt32))
-	case float64:
-		if x != math.Trunc(x) || math.Abs(x) > math.MaxInt32 {
-			return 0, fmt.Errorf("option %s: %v is not an integer", name, x)
-		}
-		v = int(x)
-	default:
-		return 0, fmt.Errorf("option %s: got %T (%v), want an integer", name, raw, raw)
-	}
-	if v < lo || v > hi {
-		return 0, fmt.Errorf("option %s: %d is out of range %d..%d", name, v, lo, hi)
-	}
-	return v, nil
+	return nil
 }

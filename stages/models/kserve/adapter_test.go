@@ -16,6 +16,7 @@ import (
 	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/stages/models/digits"
 	"github.com/flexiflow/flexiflow/stages/models/kserve"
+	"github.com/flexiflow/flexiflow/stages/models/middleware"
 )
 
 // stub is a minimal Open Inference Protocol REST server: it answers
@@ -66,7 +67,7 @@ func stubModel(t *testing.T, s *stub, mod func(*kserve.Config)) *kserve.Model {
 	t.Helper()
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	cfg := kserve.Config{Name: "stub", URL: srv.URL, Model: "stub", Retries: 2, RetryBackoff: time.Millisecond,
+	cfg := kserve.Config{Name: "stub", URL: srv.URL, Model: "stub",
 		Inputs:  []kserve.Input{{Tensor: "x", Fields: []string{"pixels"}}},
 		Outputs: []kserve.Output{{Tensor: "predict", Field: "predicted"}}}
 	if mod != nil {
@@ -102,7 +103,7 @@ func TestRetriesTransportErrorsOnly(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &stub{fail: tc.fail, code: tc.code}
-			m := stubModel(t, s, nil)
+			m := middleware.Chain(stubModel(t, s, nil), middleware.Retry("stub", 2, time.Millisecond, nil))
 			out, err := m.Predict(context.Background(), oneImage())
 			if tc.wantErr == "" {
 				if err != nil || out[0]["predicted"] != int64(7) {
@@ -122,7 +123,7 @@ func TestRetriesTransportErrorsOnly(t *testing.T) {
 // never have more than 3 requests at the server at once.
 func TestMaxConcurrency(t *testing.T) {
 	s := &stub{delay: 20 * time.Millisecond}
-	m := stubModel(t, s, func(c *kserve.Config) { c.MaxConcurrency = 3 })
+	m := middleware.Chain(stubModel(t, s, nil), middleware.Limit("stub", 3))
 	done := make(chan error)
 	for i := 0; i < 12; i++ {
 		go func() { _, err := m.Predict(context.Background(), oneImage()); done <- err }()
@@ -137,27 +138,17 @@ func TestMaxConcurrency(t *testing.T) {
 	}
 }
 
-// TestPrice: a configured price is reported for the bandit; without one
-// the model reports none and the stage uses measured latency.
-func TestPrice(t *testing.T) {
-	price := 12.5
-	m := stubModel(t, &stub{}, func(c *kserve.Config) { c.PriceMS = &price })
-	var p models.Pricer = m
-	if v, ok := p.PriceMS(); !ok || v != 12.5 {
-		t.Errorf("PriceMS() = %v, %v", v, ok)
-	}
-	if _, ok := stubModel(t, &stub{}, nil).PriceMS(); ok {
-		t.Error("a model without price_ms reports a price")
-	}
-}
-
-// TestMappingErrors: records that do not fit the input mapping are named.
+// TestMappingErrors: records that do not fit the input mapping are named,
+// and marked as the batch's fault, not the server's.
 func TestMappingErrors(t *testing.T) {
 	m := stubModel(t, &stub{}, nil)
 	recs := []models.Record{digits.ImageRecord("a", 1, make([]float64, 64)), {"id": "b", "pixels": []any{1.0, 2.0}}}
 	_, err := m.Predict(context.Background(), recs)
 	if err == nil || !strings.Contains(err.Error(), `record 1 (id "b") gives 2 values but earlier records gave 64`) {
 		t.Fatalf("error %v", err)
+	}
+	if !models.IsBadInput(err) || models.IsRetryable(err) {
+		t.Errorf("a mapping error is marked bad input %v, retryable %v; want bad input only", models.IsBadInput(err), models.IsRetryable(err))
 	}
 	_, err = m.Predict(context.Background(), []models.Record{{"id": "c"}})
 	if err == nil || !strings.Contains(err.Error(), `record 0 (id "c") has no field "pixels"`) {
@@ -188,8 +179,8 @@ func TestBearerToken(t *testing.T) {
 		set  func(*kserve.Config)
 		want string
 	}{
-		{"token_env", func(c *kserve.Config) { c.TokenEnv = "FLEXIFLOW_TEST_TOKEN" }, "Bearer from-env"},
-		{"token_file", func(c *kserve.Config) { c.TokenFile = file }, "Bearer from-file"},
+		{"token_env", func(c *kserve.Config) { c.Auth.TokenEnv = "FLEXIFLOW_TEST_TOKEN" }, "Bearer from-env"},
+		{"token_file", func(c *kserve.Config) { c.Auth.TokenFile = file }, "Bearer from-file"},
 		{"none", func(*kserve.Config) {}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,7 +200,7 @@ func TestBearerToken(t *testing.T) {
 		})
 	}
 	t.Setenv("FLEXIFLOW_TEST_TOKEN", "")
-	m := stubModel(t, s, func(c *kserve.Config) { c.URL = srv.URL; c.TokenEnv = "FLEXIFLOW_TEST_TOKEN" })
+	m := stubModel(t, s, func(c *kserve.Config) { c.URL = srv.URL; c.Auth.TokenEnv = "FLEXIFLOW_TEST_TOKEN" })
 	if _, err := m.Predict(context.Background(), oneImage()); err == nil || !strings.Contains(err.Error(), "FLEXIFLOW_TEST_TOKEN (token_env) is empty") {
 		t.Errorf("error %v, want the empty variable named", err)
 	}
@@ -224,15 +215,9 @@ func TestBreakerProbeNotLost(t *testing.T) {
 	s := &stub{fail: 1 << 30, code: 503}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	m, err := kserve.New(kserve.Config{Name: "stub", URL: srv.URL, Model: "stub", BreakerFailures: 1, BreakerCooldown: 10 * time.Second,
-		Inputs:  []kserve.Input{{Tensor: "x", Fields: []string{"pixels"}}},
-		Outputs: []kserve.Output{{Tensor: "predict", Field: "predicted"}}},
-		kserve.WithClock(func() time.Time { return now }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if _, err := m.Predict(context.Background(), oneImage()); err == nil || errors.Is(err, kserve.ErrCircuitOpen) {
+	m := middleware.Chain(stubModel(t, s, func(c *kserve.Config) { c.URL = srv.URL }),
+		middleware.Breaker("stub", middleware.BreakerConfig{Failures: 1, Cooldown: 10 * time.Second, Now: func() time.Time { return now }}))
+	if _, err := m.Predict(context.Background(), oneImage()); err == nil || errors.Is(err, middleware.ErrCircuitOpen) {
 		t.Fatalf("first call: %v, want the 503", err)
 	}
 	stopped, stop := context.WithCancel(context.Background())
@@ -246,11 +231,11 @@ func TestBreakerProbeNotLost(t *testing.T) {
 		{"a stopping stage", stopped, oneImage()},
 	} {
 		now = now.Add(11 * time.Second)
-		if _, err := m.Predict(tc.ctx, tc.recs); err == nil || errors.Is(err, kserve.ErrCircuitOpen) {
+		if _, err := m.Predict(tc.ctx, tc.recs); err == nil || errors.Is(err, middleware.ErrCircuitOpen) {
 			t.Fatalf("%s: %v, want it to be let through as the probe", tc.name, err)
 		}
 		calls := s.calls.Load()
-		if _, err := m.Predict(context.Background(), oneImage()); err == nil || errors.Is(err, kserve.ErrCircuitOpen) || s.calls.Load() != calls+1 {
+		if _, err := m.Predict(context.Background(), oneImage()); err == nil || errors.Is(err, middleware.ErrCircuitOpen) || s.calls.Load() != calls+1 {
 			t.Fatalf("after %s: %v, want the next call to probe the server", tc.name, err)
 		}
 	}

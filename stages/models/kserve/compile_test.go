@@ -8,6 +8,7 @@ import (
 
 	"github.com/flexiflow/flexiflow/stages/demo"
 	"github.com/flexiflow/flexiflow/stages/models/kserve"
+	"github.com/flexiflow/flexiflow/stages/models/middleware"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 )
 
@@ -35,7 +36,7 @@ func TestCompileServedWorkflow(t *testing.T) {
 	}{{"logreg", "rest", 1}, {"knn", "grpc", 4}, {"mlp", "grpc", 8}}
 	for i, w := range want {
 		s := slots[i]
-		m, ok := s.Model.(*kserve.Model)
+		m, ok := middleware.Innermost(s.Model).(*kserve.Model)
 		if !ok || s.Name != w.name || m.Config().Protocol != w.protocol {
 			t.Fatalf("slot %d: %s %T", i, s.Name, s.Model)
 		}
@@ -43,8 +44,11 @@ func TestCompileServedWorkflow(t *testing.T) {
 			t.Errorf("slot %s: priced %v, cost %v, want price %v", s.Name, s.Priced, s.Cost(time.Second), w.price)
 		}
 	}
-	if cfg := slots[0].Model.(*kserve.Model).Config(); cfg.MaxConcurrency != 4 || cfg.Retries != 2 || cfg.BreakerFailures != 5 || cfg.Version != "v1" {
+	if cfg := middleware.Innermost(slots[0].Model).(*kserve.Model).Config(); cfg.Version != "v1" {
 		t.Errorf("logreg config %+v", cfg)
+	}
+	if m := wf.Steps[0].Models[0]; m.MaxConcurrency != 4 || *m.Retries != 2 || m.Breaker.Failures != 5 {
+		t.Errorf("logreg wrappers: max_concurrency %d, retries %d, breaker failures %d", m.MaxConcurrency, *m.Retries, m.Breaker.Failures)
 	}
 
 	// Without price_ms the cost is the measured latency.
@@ -65,7 +69,7 @@ func TestCompileServedWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = demo.Compile(wf)
-	if err == nil || !strings.Contains(err.Error(), `served-digits.yaml:12: step "classify" model "logreg": served model "logreg": reading ca_file`) {
+	if err == nil || !strings.Contains(err.Error(), `served-digits.yaml:12: step "classify" model "logreg": building a kserve-v2 model: served model "logreg": reading ca_file`) {
 		t.Errorf("error %v", err)
 	}
 }

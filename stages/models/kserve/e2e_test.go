@@ -269,10 +269,7 @@ func TestServedFaults(t *testing.T) {
 				// (default 5), so a late batch may meet it in every case.
 				if strings.Contains(first.Error, "circuit open") {
 					opened++
-					precise := "circuit open: model down since"
-					if tc.name == "circuit open" {
-						precise = "served model digits-mlp at http://127.0.0.1:1: " + precise
-					}
+					precise := `model "faulty" failed: circuit open: model down since`
 					if !strings.Contains(first.Error, precise) || !strings.Contains(first.Error, "retrying after") {
 						t.Errorf("batch %s: the open circuit's reason is imprecise: %q", id, first.Error)
 					}

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/flexiflow/flexiflow/stages/models/kserve/inferencepb"
+
+	"github.com/flexiflow/flexiflow/stages/models"
 )
 
 // grpcClient speaks the Open Inference Protocol's gRPC binding
@@ -95,7 +97,7 @@ func (g *grpcClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		}
 		e := fmt.Errorf("gRPC ModelInfer %s at %s: %s: %s%s", g.model, g.target, st.Code(), st.Message(), grpcHint(st.Code()))
 		if st.Code() == codes.Unavailable {
-			return nil, &transportError{err: e}
+			return nil, models.Retryable(e)
 		}
 		return nil, e
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/stages/models/digits"
 	"github.com/flexiflow/flexiflow/stages/models/kserve"
+	"github.com/flexiflow/flexiflow/stages/models/middleware"
 )
 
 // classifier is the mapping every digit classifier here uses: pixels in,
@@ -164,14 +165,12 @@ func TestAdapterFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := tc.cfg()
-			cfg.RetryBackoff = 10 * time.Millisecond
-			cfg.Retries = 2
-			m, err := kserve.New(cfg)
+			adapter, err := kserve.New(tc.cfg())
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer m.Close()
+			defer adapter.Close()
+			m := middleware.Chain(adapter, middleware.Retry("m", 2, 10*time.Millisecond, nil))
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
 			start := time.Now()
@@ -196,27 +195,28 @@ func TestBreaker(t *testing.T) {
 	recs := []models.Record{digits.ImageRecord("0", 0, make([]float64, 64))}
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	cfg := classifier("down", "rest", "digits-mlp", false)
-	cfg.URL, cfg.Retries, cfg.BreakerFailures, cfg.BreakerCooldown = "http://127.0.0.1:1", 0, 3, 10*time.Second
-	m, err := kserve.New(cfg, kserve.WithClock(func() time.Time { return now }))
+	cfg.URL = "http://127.0.0.1:1"
+	adapter, err := kserve.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := middleware.Chain(adapter, middleware.Breaker("down", middleware.BreakerConfig{Failures: 3, Cooldown: 10 * time.Second, Now: func() time.Time { return now }}))
 	for i := 0; i < 3; i++ {
-		if _, err := m.Predict(context.Background(), recs); err == nil || errors.Is(err, kserve.ErrCircuitOpen) {
+		if _, err := m.Predict(context.Background(), recs); err == nil || errors.Is(err, middleware.ErrCircuitOpen) {
 			t.Fatalf("call %d: %v, want a transport error", i, err)
 		}
 	}
 	_, err = m.Predict(context.Background(), recs)
-	if !errors.Is(err, kserve.ErrCircuitOpen) || !strings.Contains(err.Error(), "down since 2026-01-01T12:00:00Z after 3 consecutive failures") ||
+	if !errors.Is(err, middleware.ErrCircuitOpen) || !strings.Contains(err.Error(), "down since 2026-01-01T12:00:00Z after 3 consecutive failures") ||
 		!strings.Contains(err.Error(), "retrying after 2026-01-01T12:00:10Z") {
 		t.Fatalf("4th call: %v, want the open circuit", err)
 	}
 	t.Log(err)
 	now = now.Add(11 * time.Second)
-	if _, err := m.Predict(context.Background(), recs); err == nil || errors.Is(err, kserve.ErrCircuitOpen) {
+	if _, err := m.Predict(context.Background(), recs); err == nil || errors.Is(err, middleware.ErrCircuitOpen) {
 		t.Fatalf("after the cool-down: %v, want a probe that reaches the transport", err)
 	}
-	if _, err := m.Predict(context.Background(), recs); !errors.Is(err, kserve.ErrCircuitOpen) {
+	if _, err := m.Predict(context.Background(), recs); !errors.Is(err, middleware.ErrCircuitOpen) {
 		t.Fatalf("after a failed probe: %v, want the circuit open again", err)
 	}
 }

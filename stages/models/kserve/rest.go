@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/flexiflow/flexiflow/stages/models"
 )
 
 // restClient speaks the Open Inference Protocol's REST binding with JSON
@@ -33,7 +35,7 @@ func newREST(c *Config, outputs []string, tlsConf *tls.Config, token func() (str
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
-	tr.MaxIdleConnsPerHost = max(c.MaxConcurrency, 16)
+	tr.MaxIdleConnsPerHost = 64 // enough for the stage's workers; max_concurrency caps calls above this
 	var requested []jsonOutput
 	for _, o := range outputs {
 		requested = append(requested, jsonOutput{Name: o})
@@ -108,7 +110,7 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("POST %s: no answer in time: %w", r.infer, ctx.Err())
 		}
-		return nil, &transportError{err: fmt.Errorf("POST %s: server unreachable: %w", r.infer, unwrapURL(err))}
+		return nil, models.Retryable(fmt.Errorf("POST %s: server unreachable: %w", r.infer, unwrapURL(err)))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -116,7 +118,7 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("POST %s: the answer did not arrive in time: %w", r.infer, ctx.Err())
 		}
-		return nil, &transportError{err: fmt.Errorf("POST %s: reading the response: %w", r.infer, err)}
+		return nil, models.Retryable(fmt.Errorf("POST %s: reading the response: %w", r.infer, err))
 	}
 	var jr jsonResponse
 	jerr := json.Unmarshal(data, &jr)
@@ -128,7 +130,7 @@ func (r *restClient) Infer(ctx context.Context, id string, ins []*tensor) ([]*te
 		err := fmt.Errorf("POST %s: server answered %s: %q%s", r.infer, resp.Status, msg, hint(resp.StatusCode))
 		switch resp.StatusCode {
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return nil, &transportError{err: err}
+			return nil, models.Retryable(err)
 		}
 		return nil, err
 	}

@@ -1,0 +1,34 @@
+package digits
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/models/modeltest"
+)
+
+// TestConformance runs the shared model suite against every digits kind.
+func TestConformance(t *testing.T) {
+	ds := mustLoad(t)
+	r := newRegistry(t, ds)
+	for _, name := range append(append([]string{}, denoisers...), classifiers...) {
+		t.Run(name, func(t *testing.T) {
+			modeltest.Run(t, modeltest.Case{
+				New: func(t *testing.T) models.Model { return mustModel(t, r, name, nil) },
+				Records: func(n int) []models.Record {
+					recs := make([]models.Record, n)
+					for i := range recs {
+						img := ds.Test()[i%len(ds.Test())]
+						recs[i] = ImageRecord(fmt.Sprintf("r%d", i), img.Label, img.Pixels[:])
+					}
+					return recs
+				},
+				Answers:       func(in, out models.Record) bool { return in["id"] == out["id"] },
+				Bad:           []models.Record{ImageRecord("ok", 1, make([]float64, NumPixels)), {"id": "b", "label": int32(2)}},
+				BadWords:      []string{`record 1`, `"b"`, `missing field "pixels"`},
+				Deterministic: true,
+			})
+		})
+	}
+}
