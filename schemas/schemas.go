@@ -16,7 +16,7 @@ import (
 	"github.com/flexiflow/flexiflow/schemas/avrobin"
 )
 
-//go:embed *.avsc demo/*.avsc bench/*.avsc
+//go:embed *.avsc
 var embedded embed.FS
 
 // ErrNotSingleObject means the bytes do not start with the Avro
@@ -27,33 +27,39 @@ var ErrNotSingleObject = errors.New("not Avro single-object encoded (missing C3 
 // fingerprint this reader does not know.
 var ErrUnknownSchema = errors.New("unknown schema fingerprint")
 
-// Registry knows record schemas by their full Avro name ("ns.Name"). The
-// embedded demo schemas are always present; AddFile adds a workflow's own.
+// Registry knows record schemas by their full Avro name ("ns.Name"). It
+// starts empty: AddFile adds a workflow's own schemas, AddFS those a
+// program embeds (a model kind's, a benchmark's).
 type Registry struct {
 	records map[string]string // full name -> schema JSON
 }
 
-// NewRegistry returns a registry holding the embedded record schemas.
+// NewRegistry returns an empty registry. (The error is always nil; it is
+// kept for callers written when the registry read embedded files.)
 func NewRegistry() (*Registry, error) {
-	r := &Registry{records: map[string]string{}}
-	var files []string
-	for _, dir := range []string{"demo", "bench"} {
-		f, err := fs.Glob(embedded, dir+"/*.avsc")
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f...)
+	return &Registry{records: map[string]string{}}, nil
+}
+
+// AddFS adds every record schema in fsys whose path matches pattern
+// (fs.Glob syntax, e.g. "schemas/*.avsc").
+func (r *Registry) AddFS(fsys fs.FS, pattern string) error {
+	files, err := fs.Glob(fsys, pattern)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no schema files match %s", pattern)
 	}
 	for _, f := range files {
-		b, err := embedded.ReadFile(f)
+		b, err := fs.ReadFile(fsys, f)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := r.Add(string(b)); err != nil {
-			return nil, fmt.Errorf("embedded schema %s: %w", f, err)
+			return fmt.Errorf("schema %s: %w", f, err)
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // Add registers a record schema and returns its full name.

@@ -3,6 +3,7 @@ package schemas
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 )
 
 func TestBatchRoundTrip(t *testing.T) {
-	reg, err := NewRegistry()
+	reg, err := testRegistry()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestBatchRoundTrip(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	reg, _ := NewRegistry()
+	reg, _ := testRegistry()
 	img, _ := reg.BatchCodec("flexiflow.demo.DigitImage")
 	pred, _ := reg.BatchCodec("flexiflow.demo.DigitPrediction")
 	other, _ := pred.Encode(nil, &Batch{ID: "x"})
@@ -90,7 +91,7 @@ func TestTraceRoundTrip(t *testing.T) {
 }
 
 func TestRegistryRejects(t *testing.T) {
-	reg, _ := NewRegistry()
+	reg, _ := testRegistry()
 	for _, s := range []string{`{`, `{"type": "enum", "name": "E", "symbols": ["A"]}`, `{"type": "record", "name": "R", "fields": [{"name": "x", "type": "nope"}]}`} {
 		if _, err := reg.Add(s); err == nil {
 			t.Errorf("accepted %s", s)
@@ -105,7 +106,7 @@ func TestRegistryRejects(t *testing.T) {
 // of every embedded record schema and for traces; values it does not take
 // (a float64 label) go to goavro and still encode.
 func TestFastPathMatchesGoavro(t *testing.T) {
-	reg, err := NewRegistry()
+	reg, err := testRegistry()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestFastPathMatchesGoavro(t *testing.T) {
 }
 
 func TestNumericFields(t *testing.T) {
-	reg, _ := NewRegistry()
+	reg, _ := testRegistry()
 	for name, want := range map[string]string{
 		"flexiflow.demo.DigitImage":      "label,pixels",
 		"flexiflow.demo.DigitPrediction": "confidence,label,predicted",
@@ -257,7 +258,7 @@ func TestTraceEncodeMatchesGoavro(t *testing.T) {
 // a schema goavro decodes (logical types): goavro alone would reserve the
 // 2^31-1 items the five bytes declare, and the process would die.
 func TestCorruptBlockCountDoesNotExhaustMemory(t *testing.T) {
-	reg, _ := NewRegistry()
+	reg, _ := testRegistry()
 	name, err := reg.Add(`{"type":"record","name":"Reading","namespace":"t","fields":[
 		{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"xs","type":{"type":"array","items":"long"}}]}`)
 	if err != nil {
@@ -299,4 +300,18 @@ func mustBatchCodec(t *testing.T, reg *Registry, name string) *BatchCodec {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// testRegistry holds the records these tests encode: the digits models'
+// and the throughput benchmark's, read from where those packages embed
+// them.
+func testRegistry() (*Registry, error) {
+	r, _ := NewRegistry()
+	if err := r.AddFS(os.DirFS("../stages/models/digits"), "schemas/*.avsc"); err != nil {
+		return nil, err
+	}
+	if err := r.AddFS(os.DirFS("../bench/throughput/noop"), "*.avsc"); err != nil {
+		return nil, err
+	}
+	return r, nil
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flexiflow/flexiflow/schemas"
-	"github.com/flexiflow/flexiflow/stages/bench/noop"
+	"github.com/flexiflow/flexiflow/bench/throughput/noop"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -34,7 +34,7 @@ func newHotFixture(b *testing.B) hotFixture {
 		b.Fatal(err)
 	}
 	reg := noop.Models()
-	sreg, err := schemas.NewRegistry()
+	sreg, err := noop.Schemas()
 	if err != nil {
 		b.Fatal(err)
 	}

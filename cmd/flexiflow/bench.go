@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flexiflow/flexiflow/bandit/sim"
-	"github.com/flexiflow/flexiflow/stages/bench"
+	"github.com/flexiflow/flexiflow/bench/throughput"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -23,7 +23,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 }
 
 func newBenchThroughputCmd(g *globals) *cobra.Command {
-	o := bench.Options{}
+	o := throughput.Options{}
 	var brokers, format, variants string
 	var scaling bool
 	cmd := &cobra.Command{
@@ -83,17 +83,17 @@ Examples:
 			o.Log = log
 			o.Progress = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }
 			if scaling {
-				cells, err := bench.Scaling(cmd.Context(), o, []int{1, 3, 6}, []int{1, 2, 3})
+				cells, err := throughput.Scaling(cmd.Context(), o, []int{1, 3, 6}, []int{1, 2, 3})
 				if err != nil {
 					return err
 				}
 				if format == "json" {
 					return writeJSON(cmd.OutOrStdout(), cells)
 				}
-				bench.WriteScaling(cmd.OutOrStdout(), cells)
+				throughput.WriteScaling(cmd.OutOrStdout(), cells)
 				return nil
 			}
-			rep, err := bench.Run(cmd.Context(), o)
+			rep, err := throughput.Run(cmd.Context(), o)
 			if err != nil {
 				return err
 			}

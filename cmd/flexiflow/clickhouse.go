@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/sinks/clickhouse"
-	"github.com/flexiflow/flexiflow/stages/demo"
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stages/ops"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/flexiflow/flexiflow/stages/demo"
+	"github.com/flexiflow/flexiflow/examples/demo"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {

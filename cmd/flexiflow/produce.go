@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/flexiflow/flexiflow/stages/demo"
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -37,7 +37,11 @@ Example:
 				return err
 			}
 			defer l.close()
-			p, err := demo.NewProducer(l.digits, l.wf, l.schemas, size, seed)
+			ds, err := l.builtin.digits()
+			if err != nil {
+				return err
+			}
+			p, err := demo.NewProducer(ds, l.wf, l.schemas, size, seed)
 			if err != nil {
 				return err
 			}

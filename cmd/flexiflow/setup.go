@@ -8,8 +8,7 @@ import (
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
-	"github.com/flexiflow/flexiflow/stages/demo"
-	"github.com/flexiflow/flexiflow/stages/models/digits"
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 )
@@ -20,13 +19,13 @@ type loaded struct {
 	wf      *workflow.Workflow
 	steps   []*stages.Step
 	schemas *schemas.Registry
-	digits  *digits.Dataset
+	builtin *builtins
 	kafka   stream.Config
 	close   func()
 }
 
 // compile reads and compiles the workflow at path ("" means the demo's)
-// against the built-in models; log receives served models' events.
+// against the binary's model kinds; log receives the models' events.
 func compile(path string, log *zap.Logger) (*loaded, error) {
 	var wf *workflow.Workflow
 	var err error
@@ -38,11 +37,15 @@ func compile(path string, log *zap.Logger) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := demo.CompileWith(wf, log)
+	b, err := newBuiltins()
 	if err != nil {
 		return nil, err
 	}
-	return &loaded{wf: wf, steps: c.Steps, schemas: c.Schemas, digits: c.Digits, close: func() {}}, nil
+	steps, err := stages.Compile(wf, stages.Deps{Models: b.kinds, Schemas: b.schemas, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	return &loaded{wf: wf, steps: steps, schemas: b.schemas, builtin: b, close: func() {}}, nil
 }
 
 // connect checks that brokers answer (over TLS and SASL when the Kafka

@@ -14,7 +14,7 @@ import (
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/sinks/summary"
-	"github.com/flexiflow/flexiflow/stages/demo"
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stream"
 	"github.com/flexiflow/flexiflow/stream/streamtest"
 )

@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/schemas"
-	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -29,7 +28,7 @@ type Options struct {
 
 // Collector reads a workflow's traces, output and DLQ topics.
 type Collector struct {
-	wf     *workflow.Workflow
+	wf     Workflow
 	kafka  stream.Config
 	opts   Options
 	traces *schemas.TraceCodec
@@ -43,7 +42,7 @@ type Collector struct {
 }
 
 // NewCollector prepares a collector; Run starts it.
-func NewCollector(wf *workflow.Workflow, cfg stream.Config, opts Options) (*Collector, error) {
+func NewCollector(wf Workflow, cfg stream.Config, opts Options) (*Collector, error) {
 	tc, err := schemas.NewTraceCodec()
 	if err != nil {
 		return nil, err
@@ -59,13 +58,28 @@ func NewCollector(wf *workflow.Workflow, cfg stream.Config, opts Options) (*Coll
 		dead: map[string]string{}, quality: map[string][2]int{}}, nil
 }
 
+// Workflow is what the collector needs to know of a workflow: its name,
+// the topics it reads, and its steps in order.
+type Workflow struct {
+	Name   string
+	Out    string // the delivered batches
+	Traces string
+	Steps  []Step
+}
+
+// Step is one step of a Workflow: its name and dead-letter topic.
+type Step struct {
+	Name string
+	DLQ  string
+}
+
 // Run consumes until ctx ends.
 func (c *Collector) Run(ctx context.Context) error {
-	topics := []string{c.wf.Topics.Traces, c.wf.Topics.Out}
+	topics := []string{c.wf.Traces, c.wf.Out}
 	dlqStep := map[string]string{}
 	for _, s := range c.wf.Steps {
-		topics = append(topics, s.Topics.DLQ)
-		dlqStep[s.Topics.DLQ] = s.Name
+		topics = append(topics, s.DLQ)
+		dlqStep[s.DLQ] = s.Name
 	}
 	cl, err := kgo.NewClient(append(c.kafka.ClientOpts(),
 		kgo.ConsumeTopics(topics...),
@@ -87,14 +101,14 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.mu.Lock()
 		fetches.EachRecord(func(r *kgo.Record) {
 			switch {
-			case r.Topic == c.wf.Topics.Traces:
+			case r.Topic == c.wf.Traces:
 				t, err := c.traces.Decode(r.Value)
 				if err != nil {
 					c.opts.Log.Warn("undecodable trace skipped", zap.Int64("offset", r.Offset), zap.Error(err))
 					return
 				}
 				c.byStep[t.Step] = append(c.byStep[t.Step], t)
-			case r.Topic == c.wf.Topics.Out:
+			case r.Topic == c.wf.Out:
 				id := stream.Header(r, stream.HeaderBatchID)
 				if c.delivered[id] {
 					c.deadDup++

@@ -1,9 +1,11 @@
 package digits
 
 import (
+	"embed"
 	"fmt"
 	"sync"
 
+	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/models"
 )
 
@@ -129,3 +131,10 @@ func (c *KNNConfig) Check() error {
 	}
 	return nil
 }
+
+//go:embed schemas/*.avsc
+var schemaFiles embed.FS
+
+// AddSchemas adds the digits records' schemas (flexiflow.demo.DigitImage
+// and flexiflow.demo.DigitPrediction) to r.
+func AddSchemas(r *schemas.Registry) error { return r.AddFS(schemaFiles, "schemas/*.avsc") }

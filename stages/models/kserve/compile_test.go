@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flexiflow/flexiflow/stages/demo"
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stages/models/kserve"
 	"github.com/flexiflow/flexiflow/stages/models/middleware"
 	"github.com/flexiflow/flexiflow/stages/workflow"

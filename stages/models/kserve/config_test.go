@@ -8,6 +8,7 @@ import (
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/models/digits"
 	"github.com/flexiflow/flexiflow/stages/models/kserve"
 	"github.com/flexiflow/flexiflow/stages/models/middleware"
 	"github.com/flexiflow/flexiflow/stages/workflow"
@@ -40,6 +41,9 @@ func compileServed(t *testing.T, yaml string) (*workflow.Workflow, []*stages.Ste
 	}
 	reg, err := schemas.NewRegistry()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := digits.AddSchemas(reg); err != nil {
 		t.Fatal(err)
 	}
 	steps, err := stages.Compile(w, stages.Deps{Models: models.NewRegistry(kserve.Kind()), Schemas: reg})

@@ -14,7 +14,7 @@ import (
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/sinks/summary"
 	"github.com/flexiflow/flexiflow/stages"
-	"github.com/flexiflow/flexiflow/stages/demo"
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stages/pipeline"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
@@ -91,7 +91,7 @@ func runWorkflow(t *testing.T, kafka stream.Config, wf *workflow.Workflow, total
 		t.Fatal(err)
 	}
 	defer pipe.Stop()
-	col, err := summary.NewCollector(wf, kafka, summary.Options{
+	col, err := summary.NewCollector(demo.Summary(wf), kafka, summary.Options{
 		PhaseOf: demo.PhaseOf(total), Quality: demo.Accuracy, Out: c.Steps[len(c.Steps)-1].Out,
 	})
 	if err != nil {

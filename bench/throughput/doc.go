@@ -1,4 +1,4 @@
-// Package bench measures how close a FlexiFlow stage gets to the broker's
+// Package throughput measures how close a FlexiFlow stage gets to the broker's
 // own limit (flexiflow bench throughput). On one broker and one topic
 // layout it runs, in turn:
 //
@@ -14,4 +14,4 @@
 // latency from produce to the output topic). Data enters as generated
 // batches and leaves as a Report; ratio is stage-noop's throughput over
 // raw's.
-package bench
+package throughput

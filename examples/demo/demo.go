@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/sinks/summary"
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/stages/models/digits"
@@ -33,8 +34,9 @@ func WorkflowYAML() []byte { return append([]byte(nil), workflowYAML...) }
 // Workflow parses the demo workflow.
 func Workflow() (*workflow.Workflow, error) { return workflow.Parse(WorkflowFile, workflowYAML) }
 
-// Builtins returns a registry of every built-in model, backed by the
-// embedded digits data set (models train on first use).
+// Builtins returns a registry of the kinds the demo's workflows name (the
+// digits models, backed by the embedded data set, and kserve-v2), and the
+// data set. Models train on first use.
 func Builtins() (*models.Registry, *digits.Dataset, error) {
 	ds, err := digits.Load()
 	if err != nil {
@@ -54,8 +56,8 @@ type Compiled struct {
 	Digits   *digits.Dataset
 }
 
-// Compile compiles wf against the built-in models and the embedded schemas
-// (plus the workflow's own).
+// Compile compiles wf against Builtins and the digits schemas (plus the
+// workflow's own).
 func Compile(wf *workflow.Workflow) (*Compiled, error) { return CompileWith(wf, nil) }
 
 // CompileWith is Compile with a logger for served models' retry and
@@ -67,6 +69,9 @@ func CompileWith(wf *workflow.Workflow, log *zap.Logger) (*Compiled, error) {
 	}
 	sreg, err := schemas.NewRegistry()
 	if err != nil {
+		return nil, err
+	}
+	if err := digits.AddSchemas(sreg); err != nil {
 		return nil, err
 	}
 	steps, err := stages.Compile(wf, stages.Deps{Models: mreg, Schemas: sreg, Log: log})
@@ -207,4 +212,13 @@ func (p *Producer) Produce(ctx context.Context, kafka stream.Config, total int, 
 		return ids, fmt.Errorf("producing demo batches to %s: %w", p.wf.Steps[0].Topics.In, firstErr)
 	}
 	return ids, ctx.Err()
+}
+
+// Summary describes wf as the run summary's collector needs it.
+func Summary(wf *workflow.Workflow) summary.Workflow {
+	out := summary.Workflow{Name: wf.Name, Out: wf.Topics.Out, Traces: wf.Topics.Traces}
+	for _, s := range wf.Steps {
+		out.Steps = append(out.Steps, summary.Step{Name: s.Name, DLQ: s.Topics.DLQ})
+	}
+	return out
 }

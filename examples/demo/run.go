@@ -114,7 +114,7 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 		return nil, err
 	}
 	defer pipe.Stop()
-	col, err := summary.NewCollector(wf, kafka, summary.Options{
+	col, err := summary.NewCollector(Summary(wf), kafka, summary.Options{
 		PhaseOf: PhaseOf(o.Batches), Quality: Accuracy, Out: steps[len(steps)-1].Out, Log: o.Log,
 	})
 	if err != nil {

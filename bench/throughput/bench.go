@@ -1,4 +1,4 @@
-package bench
+package throughput
 
 import (
 	"cmp"
@@ -24,10 +24,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/flexiflow/flexiflow/bench/throughput/noop"
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
-	"github.com/flexiflow/flexiflow/stages/bench/noop"
-	"github.com/flexiflow/flexiflow/stages/demo"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -422,7 +422,7 @@ func prepare(o Options, name string) (*setup, error) {
 
 // blobBatches encodes batches of Blob records of the configured size.
 func blobBatches(o Options, wf string) (func(int) ([]byte, error), error) {
-	reg, err := schemas.NewRegistry()
+	reg, err := noop.Schemas()
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +484,7 @@ func noopSetup(o Options, prefix string) (*setup, error) {
 		return nil, err
 	}
 	reg := noop.Models()
-	sreg, err := schemas.NewRegistry()
+	sreg, err := noop.Schemas()
 	if err != nil {
 		return nil, err
 	}

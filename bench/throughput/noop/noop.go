@@ -9,8 +9,10 @@ package noop
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 
+	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/models"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 )
@@ -41,4 +43,20 @@ func Models() *models.Registry {
 		return models.Func(func(_ context.Context, in []models.Record) ([]models.Record, error) { return in, nil }), nil
 	})
 	return reg
+}
+
+//go:embed blob.avsc
+var blobSchema string
+
+// Schemas returns a schema registry holding the Blob record the no-op
+// workflow reads and writes.
+func Schemas() (*schemas.Registry, error) {
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := reg.Add(blobSchema); err != nil {
+		return nil, err
+	}
+	return reg, nil
 }
