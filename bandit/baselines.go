@@ -245,3 +245,54 @@ func (s *StaticBest) Observe(i int, passed bool, cost float64) {
 	}
 }
 func (s *StaticBest) Estimates(dst []Estimate) []Estimate { return estimatesOf(dst, s.arms) }
+
+// epsilonGreedySpec declares the epsilon-greedy policy.
+func epsilonGreedySpec() *Spec {
+	return &Spec{
+		Name: "epsilon-greedy", Doc: "empirical cost over pass rate, exploring a random order with probability epsilon",
+		Params: []Param{{Name: "epsilon", Default: 0.1, Min: 0, Max: 1, Doc: "probability of exploring"}},
+		build:  func(k int, p Params, seed uint64) Policy { return NewEpsilonGreedy(k, p["epsilon"], seed) },
+	}
+}
+
+// ucb1Spec declares the ucb1 policy.
+func ucb1Spec() *Spec {
+	return &Spec{
+		Name: "ucb1", Doc: "cost-aware UCB1: cost over an optimistic pass probability",
+		build: func(k int, _ Params, _ uint64) Policy { return NewUCB1(k) },
+	}
+}
+
+// swUcbSpec declares the sw-ucb policy.
+func swUcbSpec() *Spec {
+	return &Spec{
+		Name: "sw-ucb", Doc: "UCB1 over a sliding window of the step's last attempts",
+		Params: []Param{{Name: "window", Default: 300, Min: 1, Max: 1e6, Integer: true, Doc: "attempts the window holds"}},
+		build:  func(k int, p Params, _ uint64) Policy { return NewSWUCB(k, int(p["window"])) },
+	}
+}
+
+// cascadeUcbSpec declares the cascade-ucb policy.
+func cascadeUcbSpec() *Spec {
+	return &Spec{
+		Name: "cascade-ucb", Doc: "CascadeUCB1: an upper confidence bound on the pass probability alone, costs ignored",
+		build: func(k int, _ Params, _ uint64) Policy { return NewCascadeUCB(k) },
+	}
+}
+
+// randomSpec declares the random policy.
+func randomSpec() *Spec {
+	return &Spec{
+		Name: "random", Doc: "a fresh random order for every batch",
+		build: func(k int, _ Params, seed uint64) Policy { return NewRandom(k, seed) },
+	}
+}
+
+// staticBestSpec declares the static-best policy.
+func staticBestSpec() *Spec {
+	return &Spec{
+		Name: "static-best", Doc: "tries each model first in turn for warmup batches, then fixes the order it saw was cheapest to pass",
+		Params: []Param{{Name: "warmup", Default: 100, Min: 0, Max: 1e9, Integer: true, Doc: "decisions before the order is fixed"}},
+		build:  func(k int, p Params, _ uint64) Policy { return NewStaticBest(k, int(p["warmup"])) },
+	}
+}

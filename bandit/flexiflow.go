@@ -119,3 +119,23 @@ func (f *FlexiFlow) Estimates(dst []Estimate) []Estimate {
 	}
 	return dst
 }
+
+// flexiflowSpec declares the flexiflow policy.
+func flexiflowSpec() *Spec {
+	return &Spec{
+		Name: "flexiflow",
+		Doc:  "cost-aware Thompson sampling that also learns what each model's output costs the later steps (the default)",
+		Params: append(thompsonParams(DefaultFlexiFlowConfig.ThompsonConfig),
+			Param{Name: "downstream_discount", Default: DefaultFlexiFlowConfig.DownstreamDiscount, Min: 0, Max: 1, MinOpen: true,
+				Doc: "forgetting factor of the evidence about later steps"},
+			Param{Name: "per_model_discount", Default: 1, Min: 0, Max: 1, Integer: true,
+				Doc: "1: discount a model's evidence only when it is observed; 0: at every attempt of the step"}),
+		build: func(k int, p Params, seed uint64) Policy {
+			cfg := DefaultFlexiFlowConfig
+			cfg.ThompsonConfig = thompsonFrom(cfg.ThompsonConfig, p)
+			cfg.DownstreamDiscount = p["downstream_discount"]
+			cfg.PerModelDiscount = p["per_model_discount"] != 0
+			return NewFlexiFlow(k, cfg, seed)
+		},
+	}
+}

@@ -68,58 +68,16 @@ type ParamError struct {
 
 func (e *ParamError) Error() string { return e.msg }
 
-var specs = []*Spec{
-	{
-		Name: "flexiflow",
-		Doc:  "cost-aware Thompson sampling that also learns what each model's output costs the later steps (the default)",
-		Params: append(thompsonParams(DefaultFlexiFlowConfig.ThompsonConfig),
-			Param{Name: "downstream_discount", Default: DefaultFlexiFlowConfig.DownstreamDiscount, Min: 0, Max: 1, MinOpen: true,
-				Doc: "forgetting factor of the evidence about later steps"},
-			Param{Name: "per_model_discount", Default: 1, Min: 0, Max: 1, Integer: true,
-				Doc: "1: discount a model's evidence only when it is observed; 0: at every attempt of the step"}),
-		build: func(k int, p Params, seed uint64) Policy {
-			cfg := DefaultFlexiFlowConfig
-			cfg.ThompsonConfig = thompsonFrom(cfg.ThompsonConfig, p)
-			cfg.DownstreamDiscount = p["downstream_discount"]
-			cfg.PerModelDiscount = p["per_model_discount"] != 0
-			return NewFlexiFlow(k, cfg, seed)
-		},
-	},
-	{
-		Name: "thompson", Doc: "cost-aware Thompson sampling over each model's pass probability and cost at its own step",
-		Params: thompsonParams(DefaultThompsonConfig),
-		build: func(k int, p Params, seed uint64) Policy {
-			return NewThompson(k, thompsonFrom(DefaultThompsonConfig, p), seed)
-		},
-	},
-	{
-		Name: "epsilon-greedy", Doc: "empirical cost over pass rate, exploring a random order with probability epsilon",
-		Params: []Param{{Name: "epsilon", Default: 0.1, Min: 0, Max: 1, Doc: "probability of exploring"}},
-		build:  func(k int, p Params, seed uint64) Policy { return NewEpsilonGreedy(k, p["epsilon"], seed) },
-	},
-	{
-		Name: "ucb1", Doc: "cost-aware UCB1: cost over an optimistic pass probability",
-		build: func(k int, _ Params, _ uint64) Policy { return NewUCB1(k) },
-	},
-	{
-		Name: "sw-ucb", Doc: "UCB1 over a sliding window of the step's last attempts",
-		Params: []Param{{Name: "window", Default: 300, Min: 1, Max: 1e6, Integer: true, Doc: "attempts the window holds"}},
-		build:  func(k int, p Params, _ uint64) Policy { return NewSWUCB(k, int(p["window"])) },
-	},
-	{
-		Name: "cascade-ucb", Doc: "CascadeUCB1: an upper confidence bound on the pass probability alone, costs ignored",
-		build: func(k int, _ Params, _ uint64) Policy { return NewCascadeUCB(k) },
-	},
-	{
-		Name: "random", Doc: "a fresh random order for every batch",
-		build: func(k int, _ Params, seed uint64) Policy { return NewRandom(k, seed) },
-	},
-	{
-		Name: "static-best", Doc: "tries each model first in turn for warmup batches, then fixes the order it saw was cheapest to pass",
-		Params: []Param{{Name: "warmup", Default: 100, Min: 0, Max: 1e9, Integer: true, Doc: "decisions before the order is fixed"}},
-		build:  func(k int, p Params, _ uint64) Policy { return NewStaticBest(k, int(p["warmup"])) },
-	},
+// builtinSpecs lists every policy a workflow may name. Each is declared
+// next to its implementation; adding a policy is its file and one line
+// here.
+func builtinSpecs() []*Spec {
+	return []*Spec{flexiflowSpec(), thompsonSpec(), epsilonGreedySpec(), ucb1Spec(), swUcbSpec(), cascadeUcbSpec(), randomSpec(), staticBestSpec()}
 }
+
+// Specs returns the declarations of every policy, in the order the docs
+// list them.
+func Specs() []*Spec { return builtinSpecs() }
 
 func thompsonParams(d ThompsonConfig) []Param {
 	return []Param{
@@ -139,8 +97,8 @@ func thompsonFrom(cfg ThompsonConfig, p Params) ThompsonConfig {
 
 // Names lists the policies' names.
 func Names() []string {
-	out := make([]string, len(specs))
-	for i, s := range specs {
+	out := make([]string, len(builtinSpecs()))
+	for i, s := range builtinSpecs() {
 		out[i] = s.Name
 	}
 	return out
@@ -150,7 +108,7 @@ func lookup(name string) (*Spec, error) {
 	if name == "" {
 		name = "flexiflow"
 	}
-	for _, s := range specs {
+	for _, s := range builtinSpecs() {
 		if s.Name == name {
 			return s, nil
 		}

@@ -167,3 +167,14 @@ func (t *Thompson) Estimates(dst []Estimate) []Estimate {
 	}
 	return dst
 }
+
+// thompsonSpec declares the thompson policy.
+func thompsonSpec() *Spec {
+	return &Spec{
+		Name: "thompson", Doc: "cost-aware Thompson sampling over each model's pass probability and cost at its own step",
+		Params: thompsonParams(DefaultThompsonConfig),
+		build: func(k int, p Params, seed uint64) Policy {
+			return NewThompson(k, thompsonFrom(DefaultThompsonConfig, p), seed)
+		},
+	}
+}
