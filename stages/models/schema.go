@@ -128,7 +128,7 @@ func fieldsOf(t reflect.Type, prefix string) []Field {
 
 // typeName names a config field's type as the reference shows it.
 func typeName(t reflect.Type) string {
-	if t == reflect.TypeFor[time.Duration]() {
+	if t == reflect.TypeFor[time.Duration]() || t.Name() == "Duration" {
 		return "duration"
 	}
 	switch t.Kind() {
@@ -202,4 +202,14 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Describe lists the documented keys of a config struct type, nested
+// keys with dotted names (inputs[].tensor), as the reference shows them.
+// It reads the same tags Define decodes and checks with.
+func Describe(t reflect.Type) []Field {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return fieldsOf(t, "")
 }

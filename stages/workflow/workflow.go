@@ -37,32 +37,35 @@ const KindBuiltin = "builtin"
 
 // Workflow is a parsed, defaulted and checked workflow file.
 type Workflow struct {
-	Name        string   `yaml:"workflow"`
-	Description string   `yaml:"description"`
-	InputSchema string   `yaml:"input_schema"`
-	Schemas     []string `yaml:"schemas"`    // extra .avsc files, relative to the workflow file
-	Partitions  int      `yaml:"partitions"` // for topics FlexiFlow creates
-	Topics      struct {
-		Out    string `yaml:"out"`
-		Traces string `yaml:"traces"`
-		State  string `yaml:"state"` // compacted; each step's learned policy state
-	} `yaml:"topics"`
-	Steps []*Step `yaml:"steps"`
+	Name        string   `yaml:"workflow" required:"true" doc:"The workflow's name: letters, digits, '_' or '-'. It prefixes every topic and consumer group."`
+	Description string   `yaml:"description" doc:"Free text for people."`
+	InputSchema string   `yaml:"input_schema" required:"true" doc:"The full Avro name of the first step's input record, e.g. shop.Order."`
+	Schemas     []string `yaml:"schemas" doc:"Extra .avsc files, relative to the workflow file, holding the records the steps read and write."`
+	Partitions  int      `yaml:"partitions" default:"3" doc:"Partitions of the topics FlexiFlow creates; at most this many consumers per step share the work."`
+	Topics      Topics   `yaml:"topics" doc:"Names of the workflow-wide topics."`
+	Steps       []*Step  `yaml:"steps" required:"true" doc:"The steps, in order: each step's output is the next one's input."`
 
 	// File is where the workflow was read from ("<embedded>" for the demo).
 	File string `yaml:"-"`
 	root *yaml.Node
 }
 
+// Topics names a workflow's workflow-wide topics.
+type Topics struct {
+	Out    string `yaml:"out" default:"<workflow>.out" doc:"Where batches that passed the last step go."`
+	Traces string `yaml:"traces" default:"<workflow>.traces" doc:"One trace record per attempt of every step."`
+	State  string `yaml:"state" default:"<workflow>.state" doc:"Compacted: each step's learned policy state, so a restart resumes what it learned."`
+}
+
 // Step is one stage of the workflow.
 type Step struct {
-	Name         string     `yaml:"name"`
-	Description  string     `yaml:"description"`
-	OutputSchema string     `yaml:"output_schema"`
-	Models       []*Model   `yaml:"models"`
-	Policy       Policy     `yaml:"policy"`
-	Assertions   Assertions `yaml:"assertions"`
-	Topics       StepTopics `yaml:"topics"`
+	Name         string     `yaml:"name" required:"true" doc:"The step's name: letters, digits, '_' or '-', unique in the workflow."`
+	Description  string     `yaml:"description" doc:"Free text for people."`
+	OutputSchema string     `yaml:"output_schema" required:"true" doc:"The full Avro name of the record the step's models produce."`
+	Models       []*Model   `yaml:"models" required:"true" doc:"The step's alternative models; the policy decides which is tried first for each batch, and a failed batch goes to the next."`
+	Policy       Policy     `yaml:"policy" doc:"The bandit that ranks the models (see Policies below)."`
+	Assertions   Assertions `yaml:"assertions" doc:"What a good answer looks like: a batch that fails them is retried on the next-ranked model."`
+	Topics       StepTopics `yaml:"topics" doc:"Overrides of the step's topic names."`
 	InputSchema  string     `yaml:"-"` // the workflow's input, or the previous step's output
 	Output       string     `yaml:"-"` // the next step's In, or the workflow's Out
 	Index        int        `yaml:"-"`
@@ -71,9 +74,9 @@ type Step struct {
 
 // StepTopics overrides a step's topic names.
 type StepTopics struct {
-	In    string `yaml:"in"`
-	Retry string `yaml:"retry"`
-	DLQ   string `yaml:"dlq"`
+	In    string `yaml:"in" default:"<workflow>.<step>.in" doc:"The batches the step reads."`
+	Retry string `yaml:"retry" default:"<workflow>.<step>.retry" doc:"Batches a model failed, for the next-ranked model."`
+	DLQ   string `yaml:"dlq" default:"<workflow>.<step>.dlq" doc:"Batches no model passed, and records that cannot be read, with the reason in headers."`
 }
 
 // Model is one alternative model of a step. The keys below are the ones
@@ -81,7 +84,7 @@ type StepTopics struct {
 // builtin, its options mapping) is the kind's own config, kept in Config
 // and checked against the kind's schema when the workflow is compiled.
 type Model struct {
-	Name string `yaml:"name" doc:"The model's name in traces, headers and the bandit: letters, digits, '_' or '-', unique in the step."`
+	Name string `yaml:"name" required:"true" doc:"The model's name in traces, headers and the bandit: letters, digits, '_' or '-', unique in the step."`
 	Kind string `yaml:"kind" doc:"Which kind of model this is (see Model kinds below). builtin means: the kind named by builtin, or by name, with its settings under options." default:"builtin"`
 	// Builtin, for kind builtin, names the kind the entry really is.
 	Builtin string         `yaml:"builtin" doc:"For kind builtin: the kind to build, e.g. digits.knn. Defaults to name."`
@@ -156,31 +159,31 @@ type Breaker struct {
 
 // Policy selects and tunes a step's bandit.
 type Policy struct {
-	Name   string             `yaml:"name"`
-	Seed   uint64             `yaml:"seed"`
-	Params map[string]float64 `yaml:"params"`
+	Name   string             `yaml:"name" default:"flexiflow" doc:"Which policy."`
+	Seed   uint64             `yaml:"seed" default:"<step number>" doc:"Seed of the policy's random choices, for reproducible runs."`
+	Params map[string]float64 `yaml:"params" doc:"The policy's parameters, checked against its ranges at load."`
 }
 
 // Assertions judge a model's answer for one batch.
 type Assertions struct {
 	// Records are CEL predicates over `input` and `output`, one record pair at
 	// a time; a record passes when every predicate holds.
-	Records []Assertion `yaml:"records"`
-	Batch   BatchRule   `yaml:"batch"`
+	Records []Assertion `yaml:"records" doc:"CEL predicates over input and output, one record pair at a time; a record passes when every one holds."`
+	Batch   BatchRule   `yaml:"batch" doc:"How the records' verdicts make the batch's."`
 }
 
 // Assertion is one named CEL predicate.
 type Assertion struct {
-	Name string `yaml:"name"`
-	Expr string `yaml:"expr"`
+	Name string `yaml:"name" default:"assertion<n>" doc:"Named in traces when the assertion fails."`
+	Expr string `yaml:"expr" required:"true" doc:"A CEL predicate, type-checked at load against the step's input and output schemas."`
 }
 
 // BatchRule decides a batch's verdict from its records' verdicts.
 type BatchRule struct {
 	// MinPassFraction is the least fraction of records that must pass.
-	MinPassFraction *float64 `yaml:"min_pass_fraction"`
+	MinPassFraction *float64 `yaml:"min_pass_fraction" default:"1.0" doc:"The least fraction of records that must pass."`
 	// Expr is an optional CEL predicate over `batch` aggregates.
-	Expr string `yaml:"expr"`
+	Expr string `yaml:"expr" doc:"An optional CEL predicate over batch aggregates (batch.size, batch.passed, batch.pass_fraction)."`
 }
 
 // Duration is a time.Duration written as "500ms", "2s" in YAML.

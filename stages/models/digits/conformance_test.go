@@ -2,6 +2,7 @@ package digits
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/flexiflow/flexiflow/stages/models"
@@ -30,5 +31,24 @@ func TestConformance(t *testing.T) {
 				Deterministic: true,
 			})
 		})
+	}
+}
+
+// TestDocumentedDefaults: the defaults the reference prints are the
+// package's default constants.
+func TestDocumentedDefaults(t *testing.T) {
+	r := newRegistry(t, mustLoad(t))
+	for kind, want := range map[string]any{"digits.knn": &KNNConfig{K: DefaultK}, "digits.pca": &PCAConfig{Components: DefaultComponents}, "digits.median": &MedianConfig{Threshold: DefaultMedianThreshold}} {
+		k, err := r.Kind(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := k.Decode("m", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Value(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: defaults %+v, want %+v", kind, got, want)
+		}
 	}
 }

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/flexiflow/flexiflow/bandit"
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/sinks/summary"
 	"github.com/flexiflow/flexiflow/stages"
-	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stages/pipeline"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
