@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
-	"github.com/flexiflow/flexiflow/sinks/clickhouse"
 	"github.com/flexiflow/flexiflow/examples/demo"
+	"github.com/flexiflow/flexiflow/sinks/clickhouse"
 	"github.com/flexiflow/flexiflow/stages/ops"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"

@@ -6,9 +6,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
-	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 )
