@@ -5,6 +5,7 @@ import (
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/models/celmodel"
 	"github.com/flexiflow/flexiflow/stages/models/digits"
 	"github.com/flexiflow/flexiflow/stages/models/kserve"
 )
@@ -26,7 +27,7 @@ func newBuiltins() (*builtins, error) {
 	loaded := new(atomic.Bool)
 	lazy := digits.Lazy()
 	load := func() (*digits.Dataset, error) { loaded.Store(true); return lazy() }
-	kinds := models.NewRegistry(kserve.Kind())
+	kinds := models.NewRegistry(kserve.Kind(), celmodel.Kind())
 	for _, k := range digits.Kinds(load) {
 		kinds.Add(k)
 	}

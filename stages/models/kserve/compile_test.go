@@ -16,7 +16,7 @@ import (
 // (no server needed: adapters connect on first call) and the bandit's cost
 // of each slot: its configured price, or else the measured latency.
 func TestCompileServedWorkflow(t *testing.T) {
-	data, err := os.ReadFile("testdata/served-digits.yaml")
+	data, err := os.ReadFile("../../../examples/served-digits/workflow.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

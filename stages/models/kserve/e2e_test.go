@@ -29,14 +29,14 @@ import (
 // the output or a dead-letter topic.
 func TestServedModelsSwitchOnDrift(t *testing.T) {
 	needServer(t)
-	data, err := os.ReadFile("testdata/served-digits.yaml")
+	data, err := os.ReadFile("../../../examples/served-digits/workflow.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range streamtest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			name := streamtest.Unique("served")
-			wf, err := workflow.Parse("testdata/served-digits.yaml",
+			wf, err := workflow.Parse("examples/served-digits/workflow.yaml",
 				regexp.MustCompile(`(?m)^workflow: served-digits$`).ReplaceAll(data, []byte("workflow: "+name)))
 			if err != nil {
 				t.Fatal(err)
