@@ -71,9 +71,9 @@ func TestValues(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for cfg, want := range map[string]string{
-		"fields: {}":                     "fields is empty",
-		"carry: [id]":                    "fields is missing",
-		"fields: {x: 'input.amount >'}":  "field x: \"input.amount >\" does not compile",
+		"fields: {}":                      "fields is empty",
+		"carry: [id]":                     "fields is missing",
+		"fields: {x: 'input.amount >'}":   "field x: \"input.amount >\" does not compile",
 		"fields: {x: '1'}\nfield: {y: 2}": `unknown key "field" (did you mean "fields"?)`,
 	} {
 		_, err := build(t, cfg)
