@@ -8,8 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/bench/throughput/noop"
+	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stream"
 )
 

@@ -12,9 +12,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/sinks/summary"
-	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/stream"
 	"github.com/flexiflow/flexiflow/stream/streamtest"
 )
