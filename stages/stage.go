@@ -207,11 +207,9 @@ func (s *Stage) Run(ctx context.Context) error {
 		}
 		wait := backoff.Next()
 		s.log.Warn("kafka session failed; starting a new one", zap.Error(err), zap.Duration("backoff", wait))
-		select {
-		case <-ctx.Done():
+		if stream.Sleep(ctx, wait) != nil {
 			s.leaveGroup()
 			return nil
-		case <-time.After(wait):
 		}
 	}
 }

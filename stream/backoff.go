@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -23,6 +24,18 @@ func (b *Backoff) Next() time.Duration {
 		b.cur = min(2*b.cur, b.max)
 	}
 	return b.cur - time.Duration(rand.Int64N(int64(b.cur)/4+1))
+}
+
+// Sleep waits d, or until ctx ends: then it returns ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Reset starts the backoff again from first.

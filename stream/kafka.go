@@ -77,7 +77,7 @@ func Ping(ctx context.Context, cfg Config) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	backoff := 250 * time.Millisecond
+	backoff := NewBackoff(250*time.Millisecond, 2*time.Second)
 	for attempt := 1; ; attempt++ {
 		err := pingOnce(ctx, cfg, min(2*time.Second, timeout))
 		if err == nil {
@@ -86,12 +86,12 @@ func Ping(ctx context.Context, cfg Config) error {
 		if perr := cfg.permanent(err); perr != nil {
 			return perr
 		}
+		wait := backoff.Next()
 		if cfg.Log != nil {
 			cfg.Log.Warn("Kafka not reachable yet; retrying", zap.String("brokers", addrs), zap.Int("attempt", attempt),
-				zap.Duration("backoff", backoff), zap.Error(err))
+				zap.Duration("backoff", wait), zap.Error(err))
 		}
-		select {
-		case <-ctx.Done():
+		if Sleep(ctx, wait) != nil {
 			if parent.Err() != nil {
 				return fmt.Errorf("stopped while waiting for Kafka at %s to answer: %w", addrs, parent.Err())
 			}
@@ -101,9 +101,7 @@ func Ping(ctx context.Context, cfg Config) error {
 			}
 			return fmt.Errorf("cannot reach Kafka at %s within %s (%d attempts, last: %v); check the address and that the broker is running%s, or raise --connect-timeout",
 				addrs, timeout, attempt, err, hint)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

@@ -17,6 +17,8 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"go.uber.org/zap"
+
+	"github.com/flexiflow/flexiflow/stream"
 )
 
 // Errors Native's messages wrap, for callers that treat them differently
@@ -275,18 +277,16 @@ func DialNative(ctx context.Context, dsn string, wait time.Duration, log *zap.Lo
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
 	}
-	backoff := 250 * time.Millisecond
+	backoff := stream.NewBackoff(250*time.Millisecond, 10*time.Second)
 	for attempt := 1; ; attempt++ {
 		n, err := OpenNative(ctx, dsn, options...)
 		if err == nil || !errors.Is(err, ErrUnreachable) {
 			return n, err
 		}
-		log.Warn("ClickHouse not reachable yet; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		wait := backoff.Next()
+		log.Warn("ClickHouse not reachable yet; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.Error(err))
+		if stream.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }

@@ -190,7 +190,7 @@ func (s *Sink) flush(ctx context.Context, cl *kgo.Client, rows []Row, log *zap.L
 	if len(rows) == 0 {
 		return nil
 	}
-	backoff := s.o.MinBackoff
+	backoff := stream.NewBackoff(s.o.MinBackoff, s.o.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		ictx, cancel := context.WithTimeout(ctx, s.o.InsertTimeout)
 		start := time.Now()
@@ -213,13 +213,11 @@ func (s *Sink) flush(ctx context.Context, cl *kgo.Client, rows []Row, log *zap.L
 			s.counts.Paused = true
 		}
 		s.publish()
+		wait := backoff.Next()
 		log.Warn("inserting traces into ClickHouse failed; consumption paused, retrying", zap.Int("rows", len(rows)),
-			zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
-		select {
-		case <-ctx.Done():
+			zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.Error(err))
+		if stream.Sleep(ctx, wait) != nil {
 			return fmt.Errorf("inserting %d traces into ClickHouse: %w (last error: %v)", len(rows), ctx.Err(), err)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, s.o.MaxBackoff)
 	}
 }

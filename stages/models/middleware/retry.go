@@ -45,9 +45,7 @@ func (r *retry) Predict(ctx context.Context, in []models.Record) ([]models.Recor
 		}
 		wait := backoff.Next()
 		r.log.Debug("retrying after a transport error", zap.String("model", r.name), zap.Int("retry", attempt+1), zap.Duration("backoff", wait), zap.Error(err))
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if stream.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("%w (gave up retrying: %v)", err, ctx.Err())
 		}
 	}
