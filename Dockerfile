@@ -28,7 +28,7 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/flexiflow /flexiflow
-COPY stages/demo/digits.yaml /etc/flexiflow/workflow.yaml
+COPY examples/demo/digits.yaml /etc/flexiflow/workflow.yaml
 # distroless's "nonroot" user, numeric so Kubernetes can check runAsNonRoot.
 USER 65532:65532
 # --metrics-addr :9100 serves /metrics, /healthz and /readyz here.

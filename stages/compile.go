@@ -191,8 +191,10 @@ func newModel(wf *workflow.Workflow, step string, path []any, m *workflow.Model,
 	return middleware.Chain(model,
 		price,
 		middleware.Timeout(m.Name, time.Duration(m.Timeout)),
-		middleware.Breaker(m.Name, middleware.BreakerConfig{Failures: m.Breaker.Failures, Cooldown: time.Duration(m.Breaker.Cooldown), Log: log}),
+		// The cap is outside the breaker: a call that waited for a slot
+		// until its timeout never reached the model, so it is not a failure.
 		middleware.Limit(m.Name, m.MaxConcurrency),
+		middleware.Breaker(m.Name, middleware.BreakerConfig{Failures: m.Breaker.Failures, Cooldown: time.Duration(m.Breaker.Cooldown), Log: log}),
 		middleware.Retry(m.Name, *m.Retries, time.Duration(m.RetryBackoff), log),
 		middleware.Recover(m.Name),
 	), nil

@@ -19,7 +19,7 @@ func NewBackoff(first, max time.Duration) *Backoff { return &Backoff{first: firs
 // Next returns how long to wait before the next try.
 func (b *Backoff) Next() time.Duration {
 	if b.cur == 0 {
-		b.cur = b.first
+		b.cur = min(b.first, b.max)
 	} else {
 		b.cur = min(2*b.cur, b.max)
 	}

@@ -56,6 +56,7 @@ func walk(node *yaml.Node, v reflect.Value, path []any, errs *[]error) {
 		t := v.Type()
 		keys := keysOf(t)
 		present := map[string]*yaml.Node{}
+		meant := map[string]bool{} // keys a misspelt one probably meant
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k := node.Content[i]
 			present[k.Value] = node.Content[i+1]
@@ -63,6 +64,7 @@ func walk(node *yaml.Node, v reflect.Value, path []any, errs *[]error) {
 				msg := fmt.Sprintf("unknown key %q", k.Value)
 				if s := suggest.Closest(k.Value, keys); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
+					meant[s] = true
 				}
 				if len(keys) > 0 {
 					msg += "; keys here: " + strings.Join(keys, ", ")
@@ -85,7 +87,9 @@ func walk(node *yaml.Node, v reflect.Value, path []any, errs *[]error) {
 				continue
 			}
 			if f.Tag.Get("required") == "true" {
-				*errs = append(*errs, &FieldError{Path: path, Line: node.Line, Msg: fmt.Sprintf("%s is missing: %s", name, firstSentence(f.Tag.Get("doc")))})
+				if !meant[name] { // else the misspelling's message says it
+					*errs = append(*errs, &FieldError{Path: path, Line: node.Line, Msg: fmt.Sprintf("%s is missing: %s", name, f.Tag.Get("doc"))})
+				}
 				continue
 			}
 			if d, ok := f.Tag.Lookup("default"); ok {
@@ -174,13 +178,6 @@ func yamlName(f reflect.StructField) string {
 		return ""
 	}
 	return name
-}
-
-func firstSentence(doc string) string {
-	if i := strings.Index(doc, ". "); i > 0 {
-		return doc[:i+1]
-	}
-	return doc
 }
 
 func nodeKind(n *yaml.Node) string {

@@ -58,6 +58,7 @@ type breaker struct {
 	openSince time.Time // zero while closed
 	retryAt   time.Time
 	probing   bool
+	probeAt   time.Time // when the probe in flight began
 	last      error
 }
 
@@ -84,7 +85,9 @@ func (b *breaker) Predict(ctx context.Context, in []models.Record) ([]models.Rec
 }
 
 // allow lets a call through, or refuses it while the circuit is open. The
-// one call let through after the cool-down is the probe.
+// one call let through after the cool-down is the probe. A probe that has
+// not come back within another cool-down (a model that hangs, abandoned
+// by the timeout around it) is given up, and the next call probes.
 func (b *breaker) allow() (probe bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -92,11 +95,15 @@ func (b *breaker) allow() (probe bool, err error) {
 		return false, nil
 	}
 	now := b.cfg.Now()
-	if now.Before(b.retryAt) || b.probing {
+	if b.probing && now.Sub(b.probeAt) < b.cfg.Cooldown {
+		return false, fmt.Errorf("%w: model down since %s after %d consecutive failures (last: %v); a probe call is in flight since %s",
+			ErrCircuitOpen, b.openSince.UTC().Format(time.RFC3339), b.failures, b.last, b.probeAt.UTC().Format(time.RFC3339))
+	}
+	if !b.probing && now.Before(b.retryAt) {
 		return false, fmt.Errorf("%w: model down since %s after %d consecutive failures (last: %v); retrying after %s",
 			ErrCircuitOpen, b.openSince.UTC().Format(time.RFC3339), b.failures, b.last, b.retryAt.UTC().Format(time.RFC3339))
 	}
-	b.probing = true // half-open: this call probes
+	b.probing, b.probeAt = true, now // half-open: this call probes
 	return true, nil
 }
 
