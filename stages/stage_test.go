@@ -104,7 +104,7 @@ type env struct {
 	item   *schemas.BatchCodec
 	scored *schemas.BatchCodec
 	pipe   *pipeline.Pipeline
-	opts   pipeline.Options
+	opts   []pipeline.Opt
 	next   int // index of the next batch produce writes
 }
 
@@ -158,15 +158,15 @@ func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered boo
 	e.scored, _ = reg.BatchCodec("flexiflow.test.Scored")
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	opts := pipeline.Options{Kafka: e.kafka, CreateTopics: true}
+	var forStep func(*stages.Step) []stages.Option
 	if ordered {
-		opts.StageOptionsFor = func(s *stages.Step) []stages.Option {
+		forStep = func(s *stages.Step) []stages.Option {
 			return []stages.Option{stages.WithPolicy(inOrder{k: len(s.Models)})}
 		}
 	}
 	if es.stageOpts != nil {
-		ordered := opts.StageOptionsFor
-		opts.StageOptionsFor = func(s *stages.Step) []stages.Option {
+		ordered := forStep
+		forStep = func(s *stages.Step) []stages.Option {
 			var o []stages.Option
 			if ordered != nil {
 				o = ordered(s)
@@ -174,8 +174,12 @@ func startEnv(t *testing.T, backend streamtest.Backend, yaml string, ordered boo
 			return append(o, es.stageOpts(s)...)
 		}
 	}
+	opts := []pipeline.Opt{pipeline.CreateTopics(0)}
+	if forStep != nil {
+		opts = append(opts, pipeline.StageOptionsFor(forStep))
+	}
 	e.opts = opts
-	e.pipe, err = pipeline.Start(ctx, steps, opts)
+	e.pipe, err = pipeline.Start(ctx, steps, e.kafka, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +197,7 @@ func (e *env) restart() {
 	if err := e.pipe.Stop(); err != nil {
 		e.t.Fatal(err)
 	}
-	p, err := pipeline.Start(context.Background(), e.steps, e.opts)
+	p, err := pipeline.Start(context.Background(), e.steps, e.kafka, e.opts...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

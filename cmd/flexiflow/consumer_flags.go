@@ -5,8 +5,10 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/pipeline"
 )
 
 // consumerFlags are the settings of a process's stage consumers, shared by
@@ -36,4 +38,14 @@ func (c *consumerFlags) add(f *pflag.FlagSet, consumers string) {
 func (c *consumerFlags) stageOptions(metrics *stages.Metrics) []stages.Option {
 	return []stages.Option{stages.WithMetrics(metrics), stages.WithWorkers(c.workers),
 		stages.WithSessionTimeout(c.sessionTimeout), stages.WithMaxMessageBytes(c.maxMessageBytes)}
+}
+
+// pipelineOptions are the pipeline options of run and stage.
+func (c *consumerFlags) pipelineOptions(createTopics bool, log *zap.Logger, instance string, metrics *stages.Metrics) []pipeline.Opt {
+	opts := []pipeline.Opt{pipeline.Replicas(c.replicas), pipeline.WithLogger(log), pipeline.Instance(instance),
+		pipeline.StageOptions(c.stageOptions(metrics)...)}
+	if createTopics {
+		opts = append(opts, pipeline.CreateTopics(0))
+	}
+	return opts
 }

@@ -69,7 +69,7 @@ func runExample(t *testing.T, l *loaded, eventsFile string) {
 	kafka := stream.Config{Brokers: b.Addrs()}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pipe, err := pipeline.Start(ctx, l.steps, pipeline.Options{Kafka: kafka, CreateTopics: true, Log: zap.NewNop()})
+	pipe, err := pipeline.Start(ctx, l.steps, kafka, pipeline.CreateTopics(0))
 	if err != nil {
 		t.Fatal(err)
 	}

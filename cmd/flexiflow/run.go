@@ -48,10 +48,7 @@ Examples:
 			defer l.close()
 			reg := ops.NewRegistry()
 			metrics := stages.NewMetrics(reg)
-			pipe, err := pipeline.Start(cmd.Context(), l.steps, pipeline.Options{
-				Kafka: l.kafka, Replicas: cf.replicas, CreateTopics: createTopics, Log: log, Instance: instance,
-				StageOptions: cf.stageOptions(metrics),
-			})
+			pipe, err := pipeline.Start(cmd.Context(), l.steps, l.kafka, cf.pipelineOptions(createTopics, log, instance, metrics)...)
 			if err != nil {
 				return err
 			}

@@ -45,10 +45,7 @@ Example:
 			defer l.close()
 			reg := ops.NewRegistry()
 			metrics := stages.NewMetrics(reg)
-			pipe, err := pipeline.Start(cmd.Context(), []*stages.Step{l.steps[spec.Index]}, pipeline.Options{
-				Kafka: l.kafka, Replicas: cf.replicas, CreateTopics: createTopics, Log: log, Instance: instance,
-				StageOptions: cf.stageOptions(metrics),
-			})
+			pipe, err := pipeline.Start(cmd.Context(), []*stages.Step{l.steps[spec.Index]}, l.kafka, cf.pipelineOptions(createTopics, log, instance, metrics)...)
 			if err != nil {
 				return err
 			}

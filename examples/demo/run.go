@@ -109,7 +109,7 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pipe, err := pipeline.Start(runCtx, steps, pipeline.Options{Kafka: kafka, CreateTopics: true, Log: o.Log})
+	pipe, err := pipeline.Start(runCtx, steps, kafka, pipeline.CreateTopics(0), pipeline.WithLogger(o.Log))
 	if err != nil {
 		return nil, err
 	}

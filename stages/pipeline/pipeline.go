@@ -26,70 +26,115 @@ type Pipeline struct {
 	log         *zap.Logger
 }
 
-// Options configure Start.
-type Options struct {
-	Kafka stream.Config
-	// Replicas is the number of consumers per step (default 1).
-	Replicas int
-	// CreateTopics creates missing topics before the stages start.
-	CreateTopics bool
-	Partitions   int
-	Log          *zap.Logger
-	StageOptions []stages.Option
-	// StageOptionsFor adds options for one step's stages (tests use it to
-	// give each step a policy sized to its models).
-	StageOptionsFor func(*stages.Step) []stages.Option
-	// Instance names this process among each step's consumers (default: the
-	// host name); replicas append their index.
-	Instance string
-	// StopTimeout bounds how long Stop waits for the stages (default 20s,
-	// inside Kubernetes' default 30 s grace period). A stage still running
-	// then is left to the broker, which aborts its open transaction: no
-	// batch is lost, it is processed again by the next owner.
-	StopTimeout time.Duration
+// Opt configures Start, in the manner of the stages' own options.
+type Opt func(*options)
+
+type options struct {
+	replicas        int
+	createTopics    bool
+	partitions      int
+	log             *zap.Logger
+	stageOptions    []stages.Option
+	stageOptionsFor func(*stages.Step) []stages.Option
+	instance        string
+	stopTimeout     time.Duration
 }
 
-// Start creates topics if asked, then starts the stages of steps.
-func Start(ctx context.Context, steps []*stages.Step, o Options) (*Pipeline, error) {
-	if o.Replicas <= 0 {
-		o.Replicas = 1
+// Replicas starts n consumers per step in this process (default 1).
+func Replicas(n int) Opt { return func(o *options) { o.replicas = n } }
+
+// CreateTopics creates the workflow's missing topics before the stages
+// start, with partitions partitions (0: the workflow's partitions).
+// Without it, Start checks that they exist.
+func CreateTopics(partitions int) Opt {
+	return func(o *options) { o.createTopics, o.partitions = true, partitions }
+}
+
+// WithLogger logs the pipeline's and its stages' events to l.
+func WithLogger(l *zap.Logger) Opt { return func(o *options) { o.log = l } }
+
+// StageOptions applies opts to every stage.
+func StageOptions(opts ...stages.Option) Opt {
+	return func(o *options) { o.stageOptions = append(o.stageOptions, opts...) }
+}
+
+// StageOptionsFor adds the options f returns for one step's stages (tests
+// use it to give each step a policy sized to its models).
+func StageOptionsFor(f func(*stages.Step) []stages.Option) Opt {
+	return func(o *options) { o.stageOptionsFor = f }
+}
+
+// Instance names this process among each step's consumers (default: the
+// host name); replicas append their index.
+func Instance(id string) Opt { return func(o *options) { o.instance = id } }
+
+// StopTimeout bounds how long Stop waits for the stages (default 20s,
+// inside Kubernetes' default 30 s grace period). A stage still running
+// then is left to the broker, which aborts its open transaction: no batch
+// is lost, it is processed again by the next owner.
+func StopTimeout(d time.Duration) Opt { return func(o *options) { o.stopTimeout = d } }
+
+func (o *options) validate() error {
+	switch {
+	case o.replicas < 0:
+		return fmt.Errorf("replicas must not be negative, got %d", o.replicas)
+	case o.partitions < 0:
+		return fmt.Errorf("partitions must not be negative, got %d", o.partitions)
+	case o.stopTimeout < 0:
+		return fmt.Errorf("the stop timeout must not be negative, got %s", o.stopTimeout)
 	}
-	if o.Log == nil {
-		o.Log = zap.NewNop()
+	if o.replicas == 0 {
+		o.replicas = 1
+	}
+	if o.log == nil {
+		o.log = zap.NewNop()
+	}
+	if o.stopTimeout == 0 {
+		o.stopTimeout = 20 * time.Second
+	}
+	if o.instance == "" {
+		o.instance, _ = os.Hostname()
+	}
+	return nil
+}
+
+// Start creates or checks the workflow's topics, then starts the stages of
+// steps on the cluster kafka.
+func Start(ctx context.Context, steps []*stages.Step, kafka stream.Config, opts ...Opt) (*Pipeline, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
 	if len(steps) == 0 {
 		return nil, errors.New("no steps to run")
 	}
 	wf := steps[0].Workflow
-	if o.CreateTopics {
-		parts := o.Partitions
+	if o.createTopics {
+		parts := o.partitions
 		if parts == 0 {
 			parts = wf.Partitions
 		}
-		if err := stream.EnsureTopics(ctx, o.Kafka, parts, wf.AllTopics()...); err != nil {
+		if err := stream.EnsureTopics(ctx, kafka, parts, wf.AllTopics()...); err != nil {
 			return nil, err
 		}
-		if err := stream.EnsureCompactedTopic(ctx, o.Kafka, wf.Topics.State); err != nil {
+		if err := stream.EnsureCompactedTopic(ctx, kafka, wf.Topics.State); err != nil {
 			return nil, err
 		}
-	} else if err := stream.CheckTopics(ctx, o.Kafka, append(wf.AllTopics(), wf.Topics.State)...); err != nil {
+	} else if err := stream.CheckTopics(ctx, kafka, append(wf.AllTopics(), wf.Topics.State)...); err != nil {
 		return nil, err
 	}
-	if o.Instance == "" {
-		o.Instance, _ = os.Hostname()
-	}
 	ctx, cancel := context.WithCancel(ctx)
-	if o.StopTimeout <= 0 {
-		o.StopTimeout = 20 * time.Second
-	}
-	p := &Pipeline{cancel: cancel, stopTimeout: o.StopTimeout, log: o.Log}
+	p := &Pipeline{cancel: cancel, stopTimeout: o.stopTimeout, log: o.log}
 	for _, step := range steps {
-		for r := 0; r < o.Replicas; r++ {
-			opts := append([]stages.Option{stages.WithLogger(o.Log), stages.WithInstance(fmt.Sprintf("%s-%d", o.Instance, r))}, o.StageOptions...)
-			if o.StageOptionsFor != nil {
-				opts = append(opts, o.StageOptionsFor(step)...)
+		for r := 0; r < o.replicas; r++ {
+			opts := append([]stages.Option{stages.WithLogger(o.log), stages.WithInstance(fmt.Sprintf("%s-%d", o.instance, r))}, o.stageOptions...)
+			if o.stageOptionsFor != nil {
+				opts = append(opts, o.stageOptionsFor(step)...)
 			}
-			st, err := stages.NewStage(step, o.Kafka, opts...)
+			st, err := stages.NewStage(step, kafka, opts...)
 			if err != nil {
 				cancel()
 				p.wg.Wait()
@@ -100,7 +145,7 @@ func Start(ctx context.Context, steps []*stages.Step, o Options) (*Pipeline, err
 			go func() {
 				defer p.wg.Done()
 				if err := st.Run(ctx); err != nil {
-					o.Log.Error("stage stopped with an error", zap.String("step", step.Spec.Name), zap.Error(err))
+					o.log.Error("stage stopped with an error", zap.String("step", step.Spec.Name), zap.Error(err))
 					p.mu.Lock()
 					p.errs = append(p.errs, err)
 					p.mu.Unlock()

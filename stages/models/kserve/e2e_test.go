@@ -86,7 +86,7 @@ func runWorkflow(t *testing.T, kafka stream.Config, wf *workflow.Workflow, total
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipe, err := pipeline.Start(ctx, c.Steps, pipeline.Options{Kafka: kafka, CreateTopics: true, StageOptions: opts})
+	pipe, err := pipeline.Start(ctx, c.Steps, kafka, pipeline.CreateTopics(0), pipeline.StageOptions(opts...))
 	if err != nil {
 		t.Fatal(err)
 	}
