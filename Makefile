@@ -11,7 +11,7 @@ KAFKA_BROKERS ?= 127.0.0.1:19092
 
 FUZZTIME ?= 15s
 
-.PHONY: build demo test vet fuzz fmt bench clean kafka-up kafka-down mlserver-up mlserver-down chdb image deploy-check
+.PHONY: build demo docs test vet lint fuzz fmt bench clean kafka-up kafka-down mlserver-up mlserver-down chdb image deploy-check
 
 build: ## build the one binary into bin/flexiflow
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flexiflow
@@ -19,8 +19,19 @@ build: ## build the one binary into bin/flexiflow
 demo: ## run the built-in workflow on the embedded broker
 	$(GO) run ./cmd/flexiflow demo
 
+# deploy/ is its own module (its tests need Kubernetes, kustomize and
+# compose libraries the binary does not): vet both.
 vet:
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
+
+docs: ## regenerate the workflow reference (docs/reference/workflow.md) from the code
+	$(GO) run ./cmd/flexiflow reference > docs/reference/workflow.md
+
+# golangci-lint (.golangci.yml) on the root module: deploy/lint.sh installs
+# the pinned version into .cache/bin unless it is already there.
+lint: ## golangci-lint, pinned, on the root module
+	@GO=$(GO) bash deploy/lint.sh
 
 # Each fuzz target for a bounded time (FUZZTIME); an input that fails is
 # written under the package's testdata/fuzz and fails every later go test.
@@ -50,20 +61,24 @@ image: ## build the container image (needs a Docker engine)
 	docker build -t flexiflow:$(VERSION) --build-arg VERSION=$(VERSION) .
 
 deploy-check: ## compose, Dockerfile and Kubernetes checks (no Docker or cluster needed)
-	$(GO) test -count=1 -run 'TestCompose|TestDockerfile|TestKubernetes|TestKustomize' ./deploy/
+	cd deploy && $(GO) test -count=1 -run 'TestCompose|TestDockerfile|TestKubernetes|TestKustomize' ./...
 
-# The test suite: vet, then every package's tests against real components:
+# The test suite: vet, lint, fuzz, then every package's tests against real components:
 # the embedded broker always, a real Apache Kafka broker and a real MLServer
 # (each started here if it is not running, and stopped again afterwards), and
-# the ClickHouse engine (chDB, installed into .cache once). Prints go test's
-# package lines, any failure in full, and a final "N passed, N failed, N skipped".
-test: vet fuzz
+# the ClickHouse engine (chDB, installed into .cache once); then the deploy
+# module's tests (deploy/ has its own go.mod). Prints go test's package lines,
+# any failure in full, and a final "N passed, N failed, N skipped" over both
+# modules; fails if either module's tests fail.
+test: vet lint fuzz
 	@mkdir -p .cache
 	@bash $(CHDB) || [ "$$CI" != true ] || exit 1
 	@set -o pipefail; \
 	if bash $(KAFKA) status >/dev/null 2>&1; then started=; else bash $(KAFKA) up || exit 1; started=1; fi; \
 	if bash $(MLSERVER) status >/dev/null 2>&1; then mls_started=; else bash $(MLSERVER) up || [ "$$CI" != true ] || exit 1; mls_started=1; fi; \
-	FLEXIFLOW_CHDB_PYTHON=$(CURDIR)/.cache/chdb/venv/bin/python FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1 | tee .cache/test.log \
+	( FLEXIFLOW_CHDB_PYTHON=$(CURDIR)/.cache/chdb/venv/bin/python FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1; root=$$?; \
+	  cd deploy && $(GO) test -count=1 -v -timeout 10m ./... 2>&1; deploy=$$?; \
+	  [ $$root -ne 0 ] && exit $$root; exit $$deploy ) | tee .cache/test.log \
 	  | grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- (FAIL|SKIP)|_test\.go:[0-9]+:' ; \
 	status=$${PIPESTATUS[0]}; \
 	passed=$$(grep -cE '^\s*--- PASS' .cache/test.log); \

@@ -26,7 +26,7 @@ const (
 	composeFile    = "../docker-compose.yml"
 	dockerfile     = "../Dockerfile"
 	dockerignore   = "../.dockerignore"
-	demoWorkflow   = "../stages/demo/digits.yaml"
+	demoWorkflow   = "../examples/demo/digits.yaml"
 	imageWorkflow  = "/etc/flexiflow/workflow.yaml" // where the image and the manifests put the workflow
 	imageEntry     = "/flexiflow"                   // the image's ENTRYPOINT
 	metricsPortStr = "9100"
@@ -42,7 +42,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "flexiflow")
-	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/flexiflow").CombinedOutput(); err != nil {
+	// Built in the root module, with its go.mod and go.sum: the binary users
+	// deploy, not one resolved against this test module's dependencies.
+	build := exec.Command("go", "build", "-o", binary, "./cmd/flexiflow")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building flexiflow: %v\n%s", err, out)
 		os.Exit(1)
 	}

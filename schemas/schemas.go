@@ -165,7 +165,7 @@ func newCodec(schemaJSON string) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	codec := &Codec{avro: c, fingerprint: uint64(c.Rabin)}
+	codec := &Codec{avro: c, fingerprint: c.Rabin}
 	codec.fast, err = avrobin.Compile(schemaJSON)
 	if errors.Is(err, avrobin.ErrUnsupported) {
 		codec.layout, err = avrobin.CompileLayout(schemaJSON)

@@ -3,6 +3,7 @@ package stages
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,7 +135,7 @@ func compileStep(wf *workflow.Workflow, i int, spec *workflow.Step, deps Deps, t
 	}
 	if s.Asserts, err = assert.Compile(aspec); err != nil {
 		var ee *assert.ExprError
-		p := append(path, "assertions")
+		p := append(slices.Clone(path), "assertions")
 		if errors.As(err, &ee) {
 			if ee.Index >= 0 {
 				p = append(p, "records", ee.Index, "expr")

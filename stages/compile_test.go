@@ -52,11 +52,18 @@ func writeWorkflow(t *testing.T, yaml string) (dir, path string) {
 	t.Helper()
 	dir = t.TempDir()
 	for _, f := range []string{"item.avsc", "scored.avsc"} {
-		b, _ := os.ReadFile(filepath.Join("testdata", f))
-		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+		b, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	path = filepath.Join(dir, "wf.yaml")
-	os.WriteFile(path, []byte(yaml), 0o644)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return dir, path
 }
 

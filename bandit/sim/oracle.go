@@ -8,10 +8,9 @@ import "github.com/flexiflow/flexiflow/bandit"
 // the expected cost of the remaining steps (each ordered the same way),
 // over the probability that the batch passes here and is delivered.
 type oracle struct {
-	sc     *Scenario
-	scores []float64
-	scr    [][]float64 // per step scratch for scores
-	ord    [][]int     // per step scratch for orders
+	sc  *Scenario
+	scr [][]float64 // per step scratch for scores
+	ord [][]int     // per step scratch for orders
 }
 
 func newOracle(sc *Scenario) *oracle {

@@ -3,17 +3,11 @@ package sim
 import (
 	"encoding/csv"
 	"fmt"
-	"image/color"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"text/tabwriter"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
 )
 
 // WriteTable prints the report for people.
@@ -29,9 +23,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return tw.Flush()
 }
 
+// regretCurve is one policy's cumulative regret over batches, sampled every
+// tenth batch, as the plot draws it.
+type regretCurve struct {
+	policy string
+	index  int // the policy's position in the report, which picks its colour
+	x, y   []float64
+}
+
 // WriteSeries writes seed 1's per-batch series as <scenario>.csv (batch,
-// policy, cost, delivered, cumulative regret) and a plot of cumulative
-// regret over time as <scenario>.png into dir.
+// policy, cost, delivered, cumulative regret) into dir and, in a build with
+// the plot tag (see PlotsEnabled), a plot of cumulative regret over time as
+// <scenario>.png. A build without it writes the CSV alone.
 func (r *Report) WriteSeries(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -42,44 +45,36 @@ func (r *Report) WriteSeries(dir string) error {
 	}
 	defer f.Close()
 	cw := csv.NewWriter(f)
-	cw.Write([]string{"batch", "policy", "cost_ms", "delivered", "cumulative_regret_ms"})
+	if err := cw.Write([]string{"batch", "policy", "cost_ms", "delivered", "cumulative_regret_ms"}); err != nil {
+		return err
+	}
 	oracle := r.Series[Oracle]
-	p := plot.New()
-	p.Title.Text = "cumulative regret: " + r.Scenario + " (seed 1)"
-	p.X.Label.Text = "batch"
-	p.Y.Label.Text = "cost above the oracle's (ms)"
-	p.Add(plotter.NewGrid())
+	var curves []regretCurve
 	for pi, pr := range r.Policies {
 		s := r.Series[pr.Name]
-		pts := make(plotter.XYs, 0, len(s.BatchCost)/10+1)
+		c := regretCurve{policy: pr.Name, index: pi}
 		var regret float64
 		for b := range s.BatchCost {
 			regret += s.BatchCost[b] - oracle.BatchCost[b]
-			cw.Write([]string{strconv.Itoa(b), pr.Name, strconv.FormatFloat(s.BatchCost[b], 'f', 3, 64),
-				strconv.FormatBool(s.BatchDelivered[b]), strconv.FormatFloat(regret, 'f', 3, 64)})
+			if err := cw.Write([]string{strconv.Itoa(b), pr.Name, strconv.FormatFloat(s.BatchCost[b], 'f', 3, 64),
+				strconv.FormatBool(s.BatchDelivered[b]), strconv.FormatFloat(regret, 'f', 3, 64)}); err != nil {
+				return err
+			}
 			if b%10 == 0 {
-				pts = append(pts, plotter.XY{X: float64(b), Y: regret})
+				c.x = append(c.x, float64(b))
+				c.y = append(c.y, regret)
 			}
 		}
-		if pr.Name == Oracle {
-			continue
+		if pr.Name != Oracle {
+			curves = append(curves, c)
 		}
-		line, err := plotter.NewLine(pts)
-		if err != nil {
-			return err
-		}
-		line.Color = plotutil.Color(pi)
-		if pr.Name == "flexiflow" {
-			line.Width = vg.Points(2.5)
-			line.Color = color.RGBA{R: 200, A: 255}
-		}
-		p.Add(line)
-		p.Legend.Add(pr.Name, line)
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return err
 	}
-	p.Legend.Top, p.Legend.Left = true, true
-	return p.Save(8*vg.Inch, 5*vg.Inch, filepath.Join(dir, r.Scenario+".png"))
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return writeRegretPlot(filepath.Join(dir, r.Scenario+".png"), r.Scenario, curves)
 }

@@ -103,7 +103,9 @@ func TestScenarioErrors(t *testing.T) {
 	}
 	for body, want := range cases {
 		p := filepath.Join(t.TempDir(), "s.yaml")
-		os.WriteFile(p, []byte(body), 0o644)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := Load(p); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want %q", body, err, want)
 		}

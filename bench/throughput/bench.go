@@ -237,7 +237,7 @@ func WriteScaling(w io.Writer, cells []Cell) {
 	for _, c := range cells {
 		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%.2f\t\n", c.Partitions, c.Consumers, c.Raw, c.Stage, c.Ratio)
 	}
-	tw.Flush()
+	_ = tw.Flush() // output to the terminal, like the Fprintf calls
 }
 
 // setup is one variant's topics, input and consumer.
@@ -569,19 +569,19 @@ func startProfile(dir, variant string, withTrace bool) (func() error, error) {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
+		_ = f.Close() // the profile failed to start; its error is the one to report
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	var tf *os.File
 	if withTrace {
 		if tf, err = os.Create(filepath.Join(dir, "trace-"+variant+".out")); err == nil {
 			if err = trace.Start(tf); err != nil {
-				tf.Close()
+				_ = tf.Close() // the trace failed to start; its error is the one to report
 			}
 		}
 		if err != nil {
 			pprof.StopCPUProfile()
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("execution trace: %w", err)
 		}
 	}
@@ -640,7 +640,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f\t%.1f\t%.0f\t%.2f\t%.1f\t\n", v.Name, v.RecordsPerSecond, v.BatchesPerSecond,
 			v.LatencyP50Ms, v.LatencyP99Ms, v.PacedBatchesPerS, v.CPUSecondsPer1000, v.BatchesPerTxn)
 	}
-	tw.Flush()
+	_ = tw.Flush() // output to the terminal, like the Fprintf calls
 	fmt.Fprintf(w, "ratio (stage-noop / raw throughput): %.2f\n", r.Ratio)
 	fmt.Fprintf(w, "p99 latency the stage adds (stage-noop - raw, same paced stream): %+.1f ms", r.AddedP99Ms)
 	if len(r.AddedP99MsRounds) > 1 {

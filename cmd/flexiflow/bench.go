@@ -144,7 +144,7 @@ a lasting change of the oracle's), and the time of one ranking decision.
 Examples:
   flexiflow bench bandit --scenario bench/scenarios/abrupt-swap.yaml
   flexiflow bench bandit --scenario s.yaml --seeds 5 --policies flexiflow,ucb1 --format json
-  flexiflow bench bandit --scenario s.yaml --out results/   # also CSV series and a PNG plot`,
+  flexiflow bench bandit --scenario s.yaml --out results/   # also CSV series (and a PNG plot in a build with -tags plot)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sc, err := sim.Load(scenario)
@@ -174,7 +174,11 @@ Examples:
 					return fmt.Errorf("writing --out %s: %w", out, err)
 				}
 				if format == "table" {
-					fmt.Fprintf(cmd.OutOrStdout(), "series and plot written to %s/%s.{csv,png}\n", out, sc.Name)
+					if sim.PlotsEnabled {
+						fmt.Fprintf(cmd.OutOrStdout(), "series and plot written to %s/%s.{csv,png}\n", out, sc.Name)
+					} else {
+						fmt.Fprintf(cmd.OutOrStdout(), "series written to %s/%s.csv (this build draws no plot; build with -tags plot for %s.png)\n", out, sc.Name, sc.Name)
+					}
 				}
 			}
 			return nil
@@ -185,7 +189,7 @@ Examples:
 	f.IntVar(&seeds, "seeds", 20, "seeds to average over")
 	f.StringVar(&policies, "policies", "", "comma-separated policies (default: all: "+strings.Join(sim.Policies, ",")+")")
 	f.StringVar(&format, "format", "table", "table or json")
-	f.StringVar(&out, "out", "", "directory for a per-batch CSV and a cumulative-regret PNG")
+	f.StringVar(&out, "out", "", "directory for a per-batch CSV and (with -tags plot) a cumulative-regret PNG")
 	_ = cmd.MarkFlagRequired("scenario")
 	return cmd
 }

@@ -192,7 +192,7 @@ func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, 
 		return nil, nil, err
 	}
 	if err := clickhouse.CheckSchema(ctx, n); err != nil {
-		n.Close()
+		_ = n.Close() // the schema check's error is the one to report
 		return nil, nil, fmt.Errorf("ClickHouse at %s: %w", n.Where, err)
 	}
 	if err := stream.EnsureTopics(ctx, kafka, wf.Partitions, wf.Topics.Traces); err != nil {
@@ -203,7 +203,7 @@ func startSink(ctx context.Context, wf *workflow.Workflow, kafka stream.Config, 
 		Topic: wf.Topics.Traces, BatchRows: o.batchRows, FlushInterval: o.flush, Log: log.Named("sink"),
 	})
 	if err != nil {
-		n.Close()
+		_ = n.Close()
 		return nil, nil, err
 	}
 	if reg != nil {
@@ -254,7 +254,7 @@ func runSinkInBackground(ctx context.Context, g *globals, wf *workflow.Workflow,
 			return nil, err
 		}
 		_, err = clickhouse.Migrate(ctx, n)
-		n.Close()
+		_ = n.Close() // read-only use is over; the migration's error matters
 		if err != nil {
 			return nil, fmt.Errorf("migrating ClickHouse at %s: %w", n.Where, err)
 		}
@@ -264,7 +264,7 @@ func runSinkInBackground(ctx context.Context, g *globals, wf *workflow.Workflow,
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	b := &backgroundSink{s: s, cancel: cancel, done: make(chan error, 1), close: func() { n.Close() }, where: n.Where, workflow: wf.Name}
+	b := &backgroundSink{s: s, cancel: cancel, done: make(chan error, 1), close: func() { _ = n.Close() }, where: n.Where, workflow: wf.Name}
 	go func() { b.done <- s.Run(sctx) }()
 	return b, nil
 }

@@ -23,18 +23,22 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-func main() {
+func main() { os.Exit(execute()) }
+
+// execute runs the command line and returns the process's exit code.
+func execute() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			// Stopped by a signal before the work started: not a failure.
 			fmt.Fprintln(os.Stderr, "stopped:", err)
-			return
+			return 0
 		}
 		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // globals are the flags every command shares.

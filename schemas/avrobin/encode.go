@@ -211,7 +211,7 @@ func (n *node) encodeArray(b []byte, v any) ([]byte, bool) {
 func appendItems[T any](item *node, b []byte, items []T) ([]byte, bool) {
 	if len(items) > 0 {
 		b = AppendLong(b, int64(len(items)))
-		ok := true
+		var ok bool
 		for _, x := range items {
 			if b, ok = item.encode(b, x); !ok {
 				return b, false

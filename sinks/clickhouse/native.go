@@ -130,7 +130,7 @@ func OpenNative(ctx context.Context, dsn string, options ...Option) (*Native, er
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout+5*time.Second)
 	defer cancel()
 	if err := conn.Ping(pctx); err != nil {
-		conn.Close()
+		_ = conn.Close() // the ping's error is the one to report
 		return nil, n.explain(err)
 	}
 	return n, nil

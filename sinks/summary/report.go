@@ -234,7 +234,7 @@ func (r Report) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\n", p.Name, p.Batches, p.Delivered, p.DeadLettered, 100*p.DeliveredFraction, acc)
 	}
-	tw.Flush()
+	_ = tw.Flush() // output to the terminal, like the Fprintf calls
 	for _, s := range r.Steps {
 		fmt.Fprintf(w, "\nstep %s: %d batches in, %d passed on, %d dead-lettered, %.2f attempts/batch, first-try pass rate %.1f%%\n",
 			s.Name, s.BatchesIn, s.Delivered, s.DeadLettered, s.AttemptsPerBatch, 100*s.FirstTryPassRate)
@@ -244,7 +244,7 @@ func (r Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(tw, "  %s\t%d\t%.2f\t%.0f%% → %.0f%%\t%s\t%s\n", p.Name, p.Batches, p.AttemptsPerBatch,
 				100*p.FirstTryEarly, 100*p.FirstTryLate, p.Leader, shares(p.Share))
 		}
-		tw.Flush()
+		_ = tw.Flush() // output to the terminal, like the Fprintf calls
 		fmt.Fprintf(w, "  top-ranked model: %s at start", orDash(s.InitialLeader))
 		if len(s.Switches) == 0 {
 			fmt.Fprintln(w, ", no switches")

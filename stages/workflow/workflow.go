@@ -333,9 +333,9 @@ func (w *Workflow) defaultAndCheck() error {
 			s.Policy.Seed = uint64(i + 1)
 		}
 		if err := bandit.Check(s.Policy.Name, s.Policy.Params); err != nil {
-			at := append(path, "policy", "name")
+			at := append(slices.Clone(path), "policy", "name")
 			if pe := (*bandit.ParamError)(nil); errors.As(err, &pe) && pe.Param != "" {
-				at = append(path, "policy", "params", pe.Param)
+				at = append(slices.Clone(path), "policy", "params", pe.Param)
 			}
 			bad(at, "step %q: %v", s.Name, err)
 		}

@@ -83,6 +83,8 @@ func clampIndex(i int) int { return min(max(i, 0), Side-1) }
 
 // median9 returns the median of w with the 19 compare-exchanges of A.
 // Paeth's median-of-9 network (Graphics Gems, 1990).
+//
+//nolint:ineffassign // a sorting network: only the median's final place is read
 func median9(w *[9]float64) float64 {
 	p0, p1, p2, p3, p4, p5, p6, p7, p8 := w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]
 	p1, p2 = sort2(p1, p2)

@@ -420,7 +420,9 @@ func TestTrainingIsCached(t *testing.T) {
 	wg.Wait()
 	b1, _ := ds.pcaBasis()
 	b2, _ := ds.pcaBasis()
-	if ds.mlpParams() != ds.mlpParams() || ds.centroidParams() != ds.centroidParams() || b1 != b2 {
+	mlp1, mlp2 := ds.mlpParams(), ds.mlpParams()
+	c1, c2 := ds.centroidParams(), ds.centroidParams()
+	if mlp1 != mlp2 || c1 != c2 || b1 != b2 {
 		t.Error("a second build retrained a model")
 	}
 	other := mustLoad(t)

@@ -137,7 +137,7 @@ func TestBreakerCountsOnlyConsecutiveFailures(t *testing.T) {
 		}
 	}
 	m.set(errDown)
-	reaches(t, w, m) // the third in a row
+	_, _ = reaches(t, w, m) // the third in a row
 	if ok, _ := reaches(t, w, m); ok {
 		t.Error("the circuit is closed after 3 failures in a row")
 	}
@@ -209,8 +209,8 @@ func TestBreakerSuccessfulProbeCloses(t *testing.T) {
 	}
 	// Closed means a fresh count: two failures do not open it.
 	m.set(errDown)
-	reaches(t, w, m)
-	reaches(t, w, m)
+	_, _ = reaches(t, w, m)
+	_, _ = reaches(t, w, m)
 	if ok, _ := reaches(t, w, m); !ok {
 		t.Error("the circuit reopened before three new failures")
 	}
@@ -255,12 +255,12 @@ func TestBreakerIgnoresBadInput(t *testing.T) {
 	}
 	// Bad input between failures neither counts nor resets the count.
 	m.set(errDown)
-	reaches(t, w, m)
-	reaches(t, w, m)
+	_, _ = reaches(t, w, m)
+	_, _ = reaches(t, w, m)
 	m.set(bad)
-	reaches(t, w, m)
+	_, _ = reaches(t, w, m)
 	m.set(errDown)
-	reaches(t, w, m)
+	_, _ = reaches(t, w, m)
 	if ok, _ := reaches(t, w, m); ok {
 		t.Fatal("the circuit is closed after 3 model failures")
 	}
@@ -374,13 +374,13 @@ func TestBreakerLogsOpeningAndClosingOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	w, m, c := breakerFixture(t, zap.New(core))
 	open(t, w, m)
-	reaches(t, w, m) // refused: no log
+	_, _ = reaches(t, w, m) // refused: no log
 	c.Advance(10 * time.Second)
-	reaches(t, w, m) // failed probe: still open, no new log
+	_, _ = reaches(t, w, m) // failed probe: still open, no new log
 	c.Advance(10 * time.Second)
 	m.set(nil)
-	reaches(t, w, m) // closes
-	reaches(t, w, m) // closed already
+	_, _ = reaches(t, w, m) // closes
+	_, _ = reaches(t, w, m) // closed already
 	var got []string
 	for _, e := range logs.All() {
 		got = append(got, fmt.Sprintf("%s %s model=%v", e.Level, e.Message, e.ContextMap()["model"]))

@@ -102,7 +102,7 @@ func TestLimitWaitingCallGivesUpWhenContextEnds(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m, entered, calls := blocker(t)
 			w := middleware.Chain(m, middleware.Limit("x", 1))
-			go w.Predict(context.Background(), records(1)) // takes the one slot
+			go func() { _, _ = w.Predict(context.Background(), records(1)) }() // takes the one slot
 			<-entered
 
 			ctx, cancel := tc.ctx()
