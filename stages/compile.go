@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"gopkg.in/yaml.v3"
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/assert"
@@ -219,7 +218,7 @@ func configErrors(wf *workflow.Workflow, step string, path []any, m *workflow.Mo
 		}
 		line := fe.Line
 		if line == 0 {
-			line = nodeLine(m.Config, fe.Path)
+			line = workflow.NodeLine(m.Config, fe.Path...)
 		}
 		if line == 0 {
 			line = m.Line
@@ -255,37 +254,6 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
-}
-
-// nodeLine is the line of the node at path below n (keys and list
-// indices), or of its nearest existing ancestor; 0 when n is nil.
-func nodeLine(n *yaml.Node, path []any) int {
-	if n == nil {
-		return 0
-	}
-	line := 0
-	for _, p := range path {
-		var next *yaml.Node
-		switch k := p.(type) {
-		case string:
-			for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == k {
-					line, next = n.Content[i].Line, n.Content[i+1]
-					break
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
-				next = n.Content[k]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			break
-		}
-		n = next
-	}
-	return line
 }
 
 // Describe is a one-line description of a step for logs.

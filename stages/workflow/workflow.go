@@ -509,7 +509,15 @@ func (w *Workflow) Line(path ...any) int {
 	if w.root == nil || len(w.root.Content) == 0 {
 		return 0
 	}
-	n := w.root.Content[0]
+	return NodeLine(w.root.Content[0], path...)
+}
+
+// NodeLine returns the line of the node at path below n (mapping keys and
+// list indices), or of its nearest existing ancestor; 0 when n is nil.
+func NodeLine(n *yaml.Node, path ...any) int {
+	if n == nil {
+		return 0
+	}
 	line := n.Line
 	for _, p := range path {
 		var next *yaml.Node
