@@ -82,9 +82,8 @@ func median3x3(px []float64) []float64 {
 func clampIndex(i int) int { return min(max(i, 0), Side-1) }
 
 // median9 returns the median of w with the 19 compare-exchanges of A.
-// Paeth's median-of-9 network (Graphics Gems, 1990).
-//
-//nolint:ineffassign // a sorting network: only the median's final place is read
+// Paeth's median-of-9 network (Graphics Gems, 1990). Only the median's
+// final place is read, so the outer elements' last results are dropped.
 func median9(w *[9]float64) float64 {
 	p0, p1, p2, p3, p4, p5, p6, p7, p8 := w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]
 	p1, p2 = sort2(p1, p2)
@@ -96,13 +95,13 @@ func median9(w *[9]float64) float64 {
 	p1, p2 = sort2(p1, p2)
 	p4, p5 = sort2(p4, p5)
 	p7, p8 = sort2(p7, p8)
-	p0, p3 = sort2(p0, p3)
-	p5, p8 = sort2(p5, p8)
+	_, p3 = sort2(p0, p3)
+	p5, _ = sort2(p5, p8)
 	p4, p7 = sort2(p4, p7)
-	p3, p6 = sort2(p3, p6)
-	p1, p4 = sort2(p1, p4)
-	p2, p5 = sort2(p2, p5)
-	p4, p7 = sort2(p4, p7)
+	_, p6 = sort2(p3, p6)
+	_, p4 = sort2(p1, p4)
+	p2, _ = sort2(p2, p5)
+	p4, _ = sort2(p4, p7)
 	p4, p2 = sort2(p4, p2)
 	_, p4 = sort2(p6, p4)
 	return min(p4, p2)
