@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap"
@@ -56,5 +57,38 @@ steps:
 	}
 	if !demo.builtin.loadedDigits.Load() {
 		t.Error("compiling the demo workflow did not load the digits data set its models need")
+	}
+}
+
+// TestKindNamedDirectly: a builtin kind may be named by kind: with its
+// settings on the entry, or by builtin: with them under options; both
+// build the same model, and mixing the forms is refused with the line.
+func TestKindNamedDirectly(t *testing.T) {
+	dir := t.TempDir()
+	write := func(models string) string {
+		path := filepath.Join(dir, "wf.yaml")
+		text := "workflow: d\ninput_schema: flexiflow.demo.DigitImage\nsteps:\n  - name: classify\n    output_schema: flexiflow.demo.DigitPrediction\n    models:\n" + models
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, models := range []string{
+		"      - {name: knn, kind: digits.knn, k: 5}\n",
+		"      - {name: knn, builtin: digits.knn, options: {k: 5}}\n",
+	} {
+		if _, err := compile(write(models), zap.NewNop()); err != nil {
+			t.Errorf("%s: %v", strings.TrimSpace(models), err)
+		}
+	}
+	for models, want := range map[string]string{
+		"      - {name: knn, kind: digits.knn, options: {k: 5}}\n": `wf.yaml:7: model "knn": builtin and options are for kind builtin`,
+		"      - {name: knn, kind: digits.knn, k: 0}\n":             `wf.yaml:7: step "classify" model "knn" (kind digits.knn): k: 0 is out of range`,
+		"      - {name: knn, kind: digits.knn, kk: 5}\n":            `wf.yaml:7: step "classify" model "knn" (kind digits.knn): unknown key "kk" (did you mean "k"?)`,
+	} {
+		_, err := compile(write(models), zap.NewNop())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", strings.TrimSpace(models), err, want)
+		}
 	}
 }
