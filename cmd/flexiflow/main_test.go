@@ -92,7 +92,7 @@ steps:
 	}{
 		{"malformed yaml", []string{"run", badYAML}, []string{"bad.yaml", "not valid YAML"}},
 		{"bad CEL", []string{"run", badCEL}, []string{"cel.yaml:10:", "assertion \"conf\" does not compile", "Syntax error"}},
-		{"unknown model", []string{"run", unknownModel}, []string{"model.yaml:6:", "no model kind \"digits.svm\"", "known kinds: digits.centroid"}},
+		{"unknown model", []string{"run", unknownModel}, []string{"model.yaml:6:", "no model kind \"digits.svm\"", "known kinds: cel, digits.centroid, digits.knn"}},
 		{"missing file", []string{"run", filepath.Join(dir, "nope.yaml")}, []string{"reading workflow", "no such file"}},
 		{"unreachable broker", []string{"stage", "--step", "classify", "--brokers", dead, "--connect-timeout", "2s"}, []string{"cannot reach Kafka at " + dead, "check the address"}},
 		{"unknown step", []string{"stage", "--step", "nope", "--brokers", dead, "--connect-timeout", "1s"}, []string{"workflow \"digits\" has no step \"nope\"; its steps are: denoise, classify"}},
