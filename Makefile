@@ -69,7 +69,8 @@ deploy-check: ## compose, Dockerfile and Kubernetes checks (no Docker or cluster
 # the ClickHouse engine (chDB, installed into .cache once); then the deploy
 # module's tests (deploy/ has its own go.mod). Prints go test's package lines,
 # any failure in full, and a final "N passed, N failed, N skipped" over both
-# modules; fails if either module's tests fail.
+# modules; fails if either module's tests fail. The plot tests run once more
+# with -tags plot, the build that draws bench bandit's PNGs.
 test: vet lint fuzz
 	@mkdir -p .cache
 	@bash $(CHDB) || [ "$$CI" != true ] || exit 1
@@ -77,6 +78,7 @@ test: vet lint fuzz
 	if bash $(KAFKA) status >/dev/null 2>&1; then started=; else bash $(KAFKA) up || exit 1; started=1; fi; \
 	if bash $(MLSERVER) status >/dev/null 2>&1; then mls_started=; else bash $(MLSERVER) up || [ "$$CI" != true ] || exit 1; mls_started=1; fi; \
 	( FLEXIFLOW_CHDB_PYTHON=$(CURDIR)/.cache/chdb/venv/bin/python FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1; root=$$?; \
+	  $(GO) test -count=1 -v -tags plot -run 'TestWriteSeries' ./bandit/sim/ 2>&1 || root=1; \
 	  cd deploy && $(GO) test -count=1 -v -timeout 10m ./... 2>&1; deploy=$$?; \
 	  [ $$root -ne 0 ] && exit $$root; exit $$deploy ) | tee .cache/test.log \
 	  | grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- (FAIL|SKIP)|_test\.go:[0-9]+:' ; \
@@ -87,6 +89,8 @@ test: vet lint fuzz
 	if [ -n "$$started" ]; then bash $(KAFKA) down >/dev/null; fi; \
 	if [ -n "$$mls_started" ]; then bash $(MLSERVER) down >/dev/null; fi; \
 	echo "$$passed passed, $$failed failed, $$skipped skipped"; \
+	if [ "$$status" -ne 0 ] && [ "$$failed" -eq 0 ]; then \
+	  echo "no test failed, but a package did not build or stopped before its tests (FAIL lines above; all output in .cache/test.log)"; fi; \
 	exit $$status
 
 bench: ## micro-benchmarks with allocation counts
