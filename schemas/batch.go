@@ -14,6 +14,27 @@ type Batch struct {
 	Tried       []string // models tried at Step, in order
 	CreatedAtMs int64
 	Records     []map[string]any
+	// Events, for a batch a workflow's source made, says where each
+	// record came from (one per record, in order); empty otherwise.
+	Events []Event
+	// Served lists step=model for each step that passed the batch on.
+	Served []string
+}
+
+// Event is where one record of a batch came from: the source event's
+// key (nil when it had none), headers and position.
+type Event struct {
+	Key       []byte
+	Headers   []Header
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Header is one Kafka record header.
+type Header struct {
+	Key   string
+	Value []byte
 }
 
 // BatchCodec encodes and decodes batches of one record type.
@@ -102,6 +123,8 @@ func (c *BatchCodec) Encode(buf []byte, b *Batch) ([]byte, error) {
 		"tried":         b.Tried,
 		"created_at_ms": b.CreatedAtMs,
 		"records":       b.Records,
+		"events":        eventsNative(b.Events),
+		"served":        stringsOrEmpty(b.Served),
 	}
 	out, err := c.Codec.Encode(buf, native)
 	if err != nil {
@@ -142,5 +165,55 @@ func (c *BatchCodec) Decode(msg []byte) (*Batch, error) {
 	for i, r := range recs {
 		b.Records[i] = r.(map[string]any)
 	}
+	if evs, _ := m["events"].([]any); len(evs) > 0 {
+		b.Events = make([]Event, len(evs))
+		for i, e := range evs {
+			b.Events[i] = eventFromNative(e.(map[string]any))
+		}
+	}
+	for _, s := range asList(m["served"]) {
+		b.Served = append(b.Served, s.(string))
+	}
 	return b, nil
 }
+
+func eventsNative(evs []Event) []any {
+	out := make([]any, len(evs))
+	for i, e := range evs {
+		var key any
+		if e.Key != nil {
+			key = map[string]any{"bytes": e.Key}
+		}
+		hs := make([]any, len(e.Headers))
+		for j, h := range e.Headers {
+			hs[j] = map[string]any{"key": h.Key, "value": h.Value}
+		}
+		out[i] = map[string]any{"key": key, "headers": hs, "topic": e.Topic, "partition": e.Partition, "offset": e.Offset}
+	}
+	return out
+}
+
+func eventFromNative(m map[string]any) Event {
+	e := Event{Topic: m["topic"].(string), Partition: m["partition"].(int32), Offset: m["offset"].(int64)}
+	if k, ok := m["key"].(map[string]any); ok {
+		e.Key, _ = k["bytes"].([]byte)
+		if e.Key == nil {
+			e.Key = []byte{}
+		}
+	}
+	for _, h := range asList(m["headers"]) {
+		hm := h.(map[string]any)
+		v, _ := hm["value"].([]byte)
+		e.Headers = append(e.Headers, Header{Key: hm["key"].(string), Value: v})
+	}
+	return e
+}
+
+func stringsOrEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func asList(v any) []any { l, _ := v.([]any); return l }

@@ -231,3 +231,12 @@ func Fingerprint(msg []byte) (uint64, error) {
 	}
 	return fp, nil
 }
+
+// Schema returns the JSON of the record schema called name.
+func (r *Registry) Schema(name string) (string, error) {
+	s, ok := r.records[name]
+	if !ok {
+		return "", fmt.Errorf("unknown record schema %q; known: %s", name, strings.Join(r.Names(), ", "))
+	}
+	return s, nil
+}

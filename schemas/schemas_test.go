@@ -315,3 +315,51 @@ func testRegistry() (*Registry, error) {
 	}
 	return r, nil
 }
+
+// TestEventsRoundTrip: a source batch's events (null and empty keys,
+// headers, positions) and the served list survive encoding.
+func TestEventsRoundTrip(t *testing.T) {
+	reg, err := testRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := reg.BatchCodec("flexiflow.demo.DigitPrediction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := map[string]any{"id": "r1", "label": int32(3), "predicted": int32(8), "confidence": 0.25}
+	in := &Batch{ID: "b1", Workflow: "w", Tried: []string{}, Records: []map[string]any{rec, rec, rec},
+		Events: []Event{
+			{Key: []byte("k1"), Headers: []Header{{Key: "traceparent", Value: []byte("00-ab-cd-01")}, {Key: "empty", Value: []byte{}}}, Topic: "orders", Partition: 2, Offset: 41},
+			{Key: nil, Topic: "orders", Partition: 2, Offset: 42},
+			{Key: []byte{}, Topic: "orders", Partition: 0, Offset: 7},
+		},
+		Served: []string{"denoise=median", "classify=knn"}}
+	b, err := c.Encode(nil, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Events) != 3 || string(out.Events[0].Key) != "k1" || out.Events[1].Key != nil || out.Events[2].Key == nil || len(out.Events[2].Key) != 0 {
+		t.Fatalf("events %+v", out.Events)
+	}
+	if h := out.Events[0].Headers; len(h) != 2 || h[0].Key != "traceparent" || string(h[0].Value) != "00-ab-cd-01" {
+		t.Errorf("headers %+v", h)
+	}
+	if e := out.Events[0]; e.Topic != "orders" || e.Partition != 2 || e.Offset != 41 {
+		t.Errorf("position %+v", e)
+	}
+	if len(out.Served) != 2 || out.Served[1] != "classify=knn" {
+		t.Errorf("served %v", out.Served)
+	}
+	plain, err := c.Encode(nil, &Batch{ID: "b2", Workflow: "w", Records: []map[string]any{rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Decode(plain); err != nil || got.Events != nil || got.Served != nil {
+		t.Errorf("a batch without events decodes to %+v, %v", got, err)
+	}
+}

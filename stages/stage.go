@@ -562,7 +562,8 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 		}
 		if res.Verdict {
 			next := &schemas.Batch{ID: batch.ID, Workflow: batch.Workflow, Step: spec.Name, Attempt: trace.Attempt,
-				Tried: append(slices.Clone(batch.Tried), slot.Name), CreatedAtMs: batch.CreatedAtMs, Records: out}
+				Tried: append(slices.Clone(batch.Tried), slot.Name), CreatedAtMs: batch.CreatedAtMs, Records: out,
+				Events: batch.Events, Served: append(slices.Clone(batch.Served), spec.Name+"="+slot.Name)}
 			v, err := s.step.Out.Encode(s.encodeBuf(len(r.Value)), next)
 			if err != nil {
 				trace.Verdict = schemas.VerdictError

@@ -18,7 +18,7 @@ var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in typ
 // keyType returns the named Go type a workflow file decodes a mapping into,
 // so an unknown key's message can list the keys that mapping takes.
 func keyType(name string) reflect.Type {
-	for _, v := range []any{Workflow{}, Topics{}, Step{}, StepTopics{}, Model{}, Breaker{}, Policy{}, Assertions{}, Assertion{}, BatchRule{}} {
+	for _, v := range []any{Workflow{}, Source{}, SourceBatch{}, Sink{}, Topics{}, Step{}, StepTopics{}, Model{}, Breaker{}, Policy{}, Assertions{}, Assertion{}, BatchRule{}} {
 		if t := reflect.TypeOf(v); t.Name() == name {
 			return t
 		}

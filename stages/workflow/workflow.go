@@ -44,10 +44,45 @@ type Workflow struct {
 	Partitions  int      `yaml:"partitions" default:"3" doc:"Partitions of the topics FlexiFlow creates; at most this many consumers per step share the work."`
 	Topics      Topics   `yaml:"topics" doc:"Names of the workflow-wide topics."`
 	Steps       []*Step  `yaml:"steps" required:"true" doc:"The steps, in order: each step's output is the next one's input."`
+	Source      *Source  `yaml:"source" doc:"Read your own topic of single events, validate them against input_schema and batch them for the first step (flexiflow ingest)."`
+	Sink        *Sink    `yaml:"sink" doc:"Write one record per event to your own topic, keyed and with headers as the event came (flexiflow egress)."`
 
 	// File is where the workflow was read from ("<embedded>" for the demo).
 	File string `yaml:"-"`
 	root *yaml.Node
+}
+
+// Event formats a source reads and a sink writes.
+const (
+	FormatJSON          = "json"
+	FormatAvro          = "avro"
+	FormatConfluentAvro = "confluent-avro"
+)
+
+// Source reads single events from a topic of the user's and batches them
+// for the first step.
+type Source struct {
+	Topic  string      `yaml:"topic" required:"true" doc:"The topic of events to read."`
+	Format string      `yaml:"format" default:"json" doc:"json (one JSON object per record) or avro (the Avro binary encoding of input_schema, no framing)."`
+	Strict bool        `yaml:"strict" default:"false" doc:"Refuse events with fields input_schema does not have (else they are dropped)."`
+	Batch  SourceBatch `yaml:"batch" doc:"How events are grouped into the first step's batches, per source partition and in order."`
+	DLQ    string      `yaml:"dlq" default:"<workflow>.source.dlq" doc:"Events that cannot be read, with the reason in the flexiflow-error header and the original bytes, key and headers."`
+	Group  string      `yaml:"-"` // consumer group: <workflow>.source
+}
+
+// SourceBatch bounds the batches a source makes.
+type SourceBatch struct {
+	MaxRecords int      `yaml:"max_records" default:"32" doc:"At most this many events per batch."`
+	MaxBytes   int      `yaml:"max_bytes" default:"1048576" doc:"At most about this many bytes of events per batch."`
+	Linger     Duration `yaml:"linger" default:"100ms" doc:"How long a batch may wait for more events before it goes."`
+}
+
+// Sink writes one record per delivered event to a topic of the user's.
+type Sink struct {
+	Topic        string `yaml:"topic" required:"true" doc:"The topic results go to, one record per event."`
+	Format       string `yaml:"format" default:"json" doc:"json or avro (the Avro binary encoding of the last step's output schema, no framing)."`
+	IncludeInput bool   `yaml:"include_input" default:"false" doc:"Write {\"input\": …, \"output\": …} (json only) instead of the output record alone."`
+	Group        string `yaml:"-"` // consumer group: <workflow>.sink
 }
 
 // Topics names a workflow's workflow-wide topics.
@@ -206,7 +241,14 @@ func (w *Workflow) AllTopics() []string {
 	for _, s := range w.Steps {
 		out = append(out, s.Topics.In, s.Topics.Retry, s.Topics.DLQ)
 	}
-	return append(out, w.Topics.Out, w.Topics.Traces)
+	out = append(out, w.Topics.Out, w.Topics.Traces)
+	if w.Source != nil {
+		out = append(out, w.Source.Topic, w.Source.DLQ)
+	}
+	if w.Sink != nil {
+		out = append(out, w.Sink.Topic)
+	}
+	return out
 }
 
 // Step returns the step called name.
@@ -342,6 +384,7 @@ func (w *Workflow) defaultAndCheck() error {
 		w.checkModels(s, path, bad)
 		w.checkAssertions(s, path, bad)
 	}
+	w.checkSourceSink(bad)
 	w.checkTopics(bad)
 	for i, s := range w.Steps {
 		if i == 0 {
@@ -356,6 +399,64 @@ func (w *Workflow) defaultAndCheck() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkSourceSink fills the source's and sink's defaults and checks them.
+func (w *Workflow) checkSourceSink(bad func([]any, string, ...any)) {
+	format := func(path []any, f *string, role string) {
+		switch *f {
+		case "":
+			*f = FormatJSON
+		case FormatJSON, FormatAvro:
+		case FormatConfluentAvro:
+			bad(path, "%s format %s needs a schema registry, which this version cannot reach yet; use json or avro", role, *f)
+		default:
+			bad(path, "%s format %q is not known; use json or avro", role, *f)
+		}
+	}
+	if src := w.Source; src != nil {
+		if src.Topic == "" {
+			bad([]any{"source"}, "source.topic is missing: name the topic of events to read")
+		}
+		format([]any{"source", "format"}, &src.Format, "source")
+		if src.DLQ == "" {
+			src.DLQ = w.Name + ".source.dlq"
+		}
+		src.Group = w.Name + ".source"
+		b := &src.Batch
+		if b.MaxRecords == 0 {
+			b.MaxRecords = 32
+		} else if b.MaxRecords < 0 {
+			bad([]any{"source", "batch", "max_records"}, "source.batch.max_records must be positive, got %d", b.MaxRecords)
+		}
+		if b.MaxBytes == 0 {
+			b.MaxBytes = 1 << 20
+		} else if b.MaxBytes < 0 {
+			bad([]any{"source", "batch", "max_bytes"}, "source.batch.max_bytes must be positive, got %d", b.MaxBytes)
+		}
+		if b.Linger == 0 {
+			b.Linger = Duration(100 * time.Millisecond)
+		} else if b.Linger < 0 {
+			bad([]any{"source", "batch", "linger"}, "source.batch.linger must be positive")
+		}
+	}
+	if sk := w.Sink; sk != nil {
+		if sk.Topic == "" {
+			bad([]any{"sink"}, "sink.topic is missing: name the topic results go to")
+		}
+		format([]any{"sink", "format"}, &sk.Format, "sink")
+		if sk.IncludeInput && sk.Format != FormatJSON {
+			bad([]any{"sink", "include_input"}, "sink.include_input needs format json: an Avro record has one schema")
+		}
+		sk.Group = w.Name + ".sink"
+	}
+}
+
+// roleTopic is a topic and the role it plays, for checkTopics.
+type roleTopic struct {
+	path  []any
+	role  string
+	topic string
 }
 
 // checkTopics refuses topics shared by roles that cannot share them: a
@@ -374,17 +475,15 @@ func (w *Workflow) checkTopics(bad func([]any, string, ...any)) {
 			owner[t.topic] = role
 		}
 	}
-	others := []struct {
-		path  []any
-		role  string
-		topic string
-	}{{[]any{"topics", "out"}, "the workflow's out topic", w.Topics.Out}, {[]any{"topics", "traces"}, "the traces topic", w.Topics.Traces}, {[]any{"topics", "state"}, "the state topic", w.Topics.State}}
+	others := []roleTopic{{[]any{"topics", "out"}, "the workflow's out topic", w.Topics.Out}, {[]any{"topics", "traces"}, "the traces topic", w.Topics.Traces}, {[]any{"topics", "state"}, "the state topic", w.Topics.State}}
 	for i, s := range w.Steps {
-		others = append(others, struct {
-			path  []any
-			role  string
-			topic string
-		}{[]any{"steps", i, "topics", "dlq"}, fmt.Sprintf("step %q's dlq topic", s.Name), s.Topics.DLQ})
+		others = append(others, roleTopic{[]any{"steps", i, "topics", "dlq"}, fmt.Sprintf("step %q's dlq topic", s.Name), s.Topics.DLQ})
+	}
+	if w.Source != nil {
+		others = append(others, roleTopic{[]any{"source", "topic"}, "the source topic", w.Source.Topic}, roleTopic{[]any{"source", "dlq"}, "the source's dlq topic", w.Source.DLQ})
+	}
+	if w.Sink != nil {
+		others = append(others, roleTopic{[]any{"sink", "topic"}, "the sink topic", w.Sink.Topic})
 	}
 	for _, o := range others {
 		if prev, ok := owner[o.topic]; ok {
