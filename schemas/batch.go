@@ -41,6 +41,8 @@ type Header struct {
 type BatchCodec struct {
 	*Codec
 	Record string // full name of the record schema
+	// RecordSchema is the record schema's JSON.
+	RecordSchema string
 	// Numeric names the record's numeric fields (int, long, float, double)
 	// and arrays of numbers, sorted: the fields a trace summarizes.
 	Numeric []string

@@ -146,7 +146,7 @@ func (r *Registry) BatchCodec(recordName string) (*BatchCodec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("batch schema for %s: %w", recordName, err)
 	}
-	return &BatchCodec{Codec: c, Record: recordName, Numeric: numericFields(record), Fields: fieldKinds(record)}, nil
+	return &BatchCodec{Codec: c, Record: recordName, RecordSchema: r.records[recordName], Numeric: numericFields(record), Fields: fieldKinds(record)}, nil
 }
 
 // Codec encodes and decodes one schema in single-object encoding. The

@@ -30,6 +30,9 @@ func TestImports(t *testing.T) {
 		{"schemas", []string{mod + "stages", mod + "bandit", mod + "sinks"}, "decoding comes before ranking"},
 		{"stream", []string{mod + "stages", mod + "bandit", mod + "sinks", mod + "schemas"}, "consuming is the first step"},
 		{"sinks/summary", []string{mod + "stages", mod + "examples"}, "a sink reads topics, not the runtime"},
+		{"schemas/event", []string{mod + "stages", mod + "bandit", mod + "stream", mod + "sinks"}, "reading an event is decoding"},
+		{"stages/relay", []string{mod + "stages/", mod + "schemas", mod + "bandit", mod + "sinks"}, "the relay moves records, whatever they hold"},
+		{"stages/edge", []string{mod + "stages/models", mod + "stages/assert", mod + "sinks", mod + "examples"}, "the edges of a workflow run no models"},
 		{"cmd/flexiflow", []string{"gonum.org/v1/plot"}, "the served binary does not link the plotting library"},
 	}
 	for _, r := range rules {

@@ -569,7 +569,13 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 				trace.Verdict = schemas.VerdictError
 				trace.Error = fmt.Sprintf("model %q answered records that do not fit output schema %s: %v", slot.Name, s.step.Out.Record, err)
 			} else {
-				passed = &kgo.Record{Topic: spec.Output, Key: []byte(batch.ID), Value: v, Context: s.pooled,
+				// The batch keeps its record's key (a source keys its batches by
+				// source partition), so batches of one key stay in order.
+				key := r.Key
+				if key == nil {
+					key = []byte(batch.ID)
+				}
+				passed = &kgo.Record{Topic: spec.Output, Key: key, Value: v, Context: s.pooled,
 					Headers: stream.Headers(batch.ID, next.Attempt, next.Tried, "")}
 				trace.Verdict = schemas.VerdictPass
 			}

@@ -20,6 +20,8 @@ const (
 	HeaderValue      = "flexiflow-value"
 	HeaderValueBytes = "flexiflow-value-bytes"
 	HeaderSource     = "flexiflow-source"
+	// HeaderModels, on a sink record, lists step=model for each step.
+	HeaderModels = "flexiflow-models"
 )
 
 // Headers builds the routing headers; errMsg is added only when non-empty.

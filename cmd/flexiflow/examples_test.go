@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,11 +70,15 @@ func runExample(t *testing.T, l *loaded, eventsFile string) {
 	kafka := stream.Config{Brokers: b.Addrs()}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pipe, err := pipeline.Start(ctx, l.steps, kafka, pipeline.CreateTopics(0))
+	pipe, err := pipeline.Start(ctx, l.steps, kafka, pipeline.CreateTopics(0), pipeline.WithEdges())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pipe.Stop()
+	if l.wf.Source != nil && l.wf.Sink != nil {
+		runEvents(ctx, t, l, kafka, recs)
+		return
+	}
 
 	cl, err := kgo.NewClient(append(kafka.ClientOpts(), kgo.DefaultProduceTopic(l.wf.Steps[0].Topics.In))...)
 	if err != nil {
@@ -139,4 +144,54 @@ func header(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
+}
+
+// runEvents writes the events to the workflow's source topic, keyed by
+// their id, and reads the sink: every event must come out once, keyed as
+// it went in, with its headers and the models that served it.
+func runEvents(ctx context.Context, t *testing.T, l *loaded, kafka stream.Config, recs []map[string]any) {
+	cl, err := kgo.NewClient(kafka.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i, r := range recs {
+		v, _ := json.Marshal(r)
+		rec := &kgo.Record{Topic: l.wf.Source.Topic, Key: []byte(fmt.Sprint(r["id"])), Value: v,
+			Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(fmt.Sprintf("00-%032x-%016x-01", i+1, i+1))}}}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd, err := kgo.NewClient(append(kafka.ClientOpts(), kgo.ConsumeTopics(l.wf.Sink.Topic, l.wf.Source.DLQ), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	seen := map[string]int{}
+	for len(seen) < len(recs) && ctx.Err() == nil {
+		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if r.Topic != l.wf.Sink.Topic {
+				t.Errorf("event %s was dead-lettered: %s", r.Key, header(r, stream.HeaderError))
+			}
+			seen[string(r.Key)]++
+			var v map[string]any
+			if err := json.Unmarshal(r.Value, &v); err != nil || v["id"] != string(r.Key) {
+				t.Errorf("sink record %s: value %s (%v), want the decision for that order", r.Key, r.Value, err)
+			}
+			if !strings.HasPrefix(header(r, "traceparent"), "00-") || header(r, stream.HeaderBatchID) == "" || header(r, stream.HeaderSource) == "" {
+				t.Errorf("sink record %s lost its headers: %v", r.Key, r.Headers)
+			}
+			if m := header(r, stream.HeaderModels); !strings.HasPrefix(m, "score=") || !strings.HasSuffix(m, ",decide=threshold") {
+				t.Errorf("sink record %s: flexiflow-models %q", r.Key, m)
+			}
+		})
+	}
+	for _, r := range recs {
+		if n := seen[fmt.Sprint(r["id"])]; n != 1 {
+			t.Errorf("event %v came out %d times", r["id"], n)
+		}
+	}
+	t.Logf("%s: %d events in, %d results out on %s, one per event", l.wf.Name, len(recs), len(seen), l.wf.Sink.Topic)
 }

@@ -83,8 +83,8 @@ func TestKindNamedDirectly(t *testing.T) {
 	}
 	for models, want := range map[string]string{
 		"      - {name: knn, kind: digits.knn, options: {k: 5}}\n": `wf.yaml:7: model "knn": builtin and options are for kind builtin`,
-		"      - {name: knn, kind: digits.knn, k: 0}\n":             `wf.yaml:7: step "classify" model "knn" (kind digits.knn): k: 0 is out of range`,
-		"      - {name: knn, kind: digits.knn, kk: 5}\n":            `wf.yaml:7: step "classify" model "knn" (kind digits.knn): unknown key "kk" (did you mean "k"?)`,
+		"      - {name: knn, kind: digits.knn, k: 0}\n":            `wf.yaml:7: step "classify" model "knn" (kind digits.knn): k: 0 is out of range`,
+		"      - {name: knn, kind: digits.knn, kk: 5}\n":           `wf.yaml:7: step "classify" model "knn" (kind digits.knn): unknown key "kk" (did you mean "k"?)`,
 	} {
 		_, err := compile(write(models), zap.NewNop())
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -48,7 +48,7 @@ Examples:
 			defer l.close()
 			reg := ops.NewRegistry()
 			metrics := stages.NewMetrics(reg)
-			pipe, err := pipeline.Start(cmd.Context(), l.steps, l.kafka, cf.pipelineOptions(createTopics, log, instance, metrics)...)
+			pipe, err := pipeline.Start(cmd.Context(), l.steps, l.kafka, append(cf.pipelineOptions(createTopics, log, instance, metrics), pipeline.WithEdges())...)
 			if err != nil {
 				return err
 			}

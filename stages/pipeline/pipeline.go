@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/edge"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -24,6 +25,10 @@ type Pipeline struct {
 
 	stopTimeout time.Duration
 	log         *zap.Logger
+	// Ingest and Egress are the workflow's source and sink roles, when
+	// WithEdges started them.
+	Ingest *edge.Ingest
+	Egress *edge.Egress
 }
 
 // Opt configures Start, in the manner of the stages' own options.
@@ -38,7 +43,12 @@ type options struct {
 	stageOptionsFor func(*stages.Step) []stages.Option
 	instance        string
 	stopTimeout     time.Duration
+	edges           bool
 }
+
+// WithEdges also runs the workflow's source (ingest) and sink (egress),
+// where it has them and the steps include its first or last step.
+func WithEdges() Opt { return func(o *options) { o.edges = true } }
 
 // Replicas starts n consumers per step in this process (default 1).
 func Replicas(n int) Opt { return func(o *options) { o.replicas = n } }
@@ -153,7 +163,48 @@ func Start(ctx context.Context, steps []*stages.Step, kafka stream.Config, opts 
 			}()
 		}
 	}
+	if o.edges {
+		if err := p.startEdges(ctx, steps, kafka, o); err != nil {
+			cancel()
+			p.wg.Wait()
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// startEdges starts the ingest and egress roles of steps' workflow.
+func (p *Pipeline) startEdges(ctx context.Context, steps []*stages.Step, kafka stream.Config, o options) error {
+	wf := steps[0].Workflow
+	run := func(role string, f func(context.Context) error) {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			if err := f(ctx); err != nil {
+				o.log.Error("stopped with an error", zap.String("role", role), zap.Error(err))
+				p.mu.Lock()
+				p.errs = append(p.errs, err)
+				p.mu.Unlock()
+			}
+		}()
+	}
+	if first := steps[0]; wf.Source != nil && first.Spec.Index == 0 {
+		g, err := edge.NewIngest(wf, first.In)
+		if err != nil {
+			return err
+		}
+		p.Ingest = g
+		run("ingest", func(ctx context.Context) error { return g.Run(ctx, kafka, o.instance+"-ingest", o.log) })
+	}
+	if last := steps[len(steps)-1]; wf.Sink != nil && last.Spec.Index == len(wf.Steps)-1 {
+		e, err := edge.NewEgress(wf, last.Out)
+		if err != nil {
+			return err
+		}
+		p.Egress = e
+		run("egress", func(ctx context.Context) error { return e.Run(ctx, kafka, o.instance+"-egress", o.log) })
+	}
+	return nil
 }
 
 // Ready reports whether every stage has joined its group.

@@ -79,10 +79,9 @@ type SourceBatch struct {
 
 // Sink writes one record per delivered event to a topic of the user's.
 type Sink struct {
-	Topic        string `yaml:"topic" required:"true" doc:"The topic results go to, one record per event."`
-	Format       string `yaml:"format" default:"json" doc:"json or avro (the Avro binary encoding of the last step's output schema, no framing)."`
-	IncludeInput bool   `yaml:"include_input" default:"false" doc:"Write {\"input\": …, \"output\": …} (json only) instead of the output record alone."`
-	Group        string `yaml:"-"` // consumer group: <workflow>.sink
+	Topic  string `yaml:"topic" required:"true" doc:"The topic results go to, one record per event."`
+	Format string `yaml:"format" default:"json" doc:"json or avro (the Avro binary encoding of the last step's output schema, no framing)."`
+	Group  string `yaml:"-"` // consumer group: <workflow>.sink
 }
 
 // Topics names a workflow's workflow-wide topics.
@@ -445,9 +444,6 @@ func (w *Workflow) checkSourceSink(bad func([]any, string, ...any)) {
 			bad([]any{"sink"}, "sink.topic is missing: name the topic results go to")
 		}
 		format([]any{"sink", "format"}, &sk.Format, "sink")
-		if sk.IncludeInput && sk.Format != FormatJSON {
-			bad([]any{"sink", "include_input"}, "sink.include_input needs format json: an Avro record has one schema")
-		}
 		sk.Group = w.Name + ".sink"
 	}
 }

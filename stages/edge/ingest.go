@@ -1,0 +1,147 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/schemas/event"
+	"github.com/flexiflow/flexiflow/stages/relay"
+	"github.com/flexiflow/flexiflow/stages/workflow"
+	"github.com/flexiflow/flexiflow/stream"
+)
+
+// Ingest batches a workflow's source events for its first step.
+type Ingest struct {
+	wf     *workflow.Workflow
+	src    *workflow.Source
+	events *event.Codec
+	batch  *schemas.BatchCodec // the first step's input
+	in     string              // the first step's input topic
+	now    func() time.Time
+
+	// Counts, for progress and tests.
+	Batches, Events, DeadLetters, Tombstones atomic.Int64
+}
+
+// NewIngest prepares the source of wf; first is the first step's input
+// codec.
+func NewIngest(wf *workflow.Workflow, first *schemas.BatchCodec) (*Ingest, error) {
+	if wf.Source == nil {
+		return nil, fmt.Errorf("workflow %q has no source: add `source: {topic: …, format: json}` to read your own events", wf.Name)
+	}
+	codec, err := event.New(wf.Source.Format, first.RecordSchema, wf.Source.Strict)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	return &Ingest{wf: wf, src: wf.Source, events: codec, batch: first, in: wf.Steps[0].Topics.In, now: time.Now}, nil
+}
+
+// Run ingests until ctx ends.
+func (g *Ingest) Run(ctx context.Context, kafka stream.Config, instance string, log *zap.Logger) error {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return relay.Run(ctx, relay.Config{
+		Kafka: kafka, Group: g.src.Group, TxnID: g.src.Group + "-" + instance, Instance: instance,
+		Topics: []string{g.src.Topic}, Linger: time.Duration(g.src.Batch.Linger), MaxRecords: 4 * g.src.Batch.MaxRecords,
+		Log: log.With(zap.String("role", "ingest")),
+	}, g.Batch)
+}
+
+// Batch turns one poll's events into batches for the first step, per
+// source partition and in order, and dead letters for the events that
+// cannot be read. A tombstone (no value) is skipped and counted.
+func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
+	type part struct {
+		topic string
+		p     int32
+	}
+	var order []part
+	byPart := map[part][]*kgo.Record{}
+	for _, r := range recs {
+		k := part{r.Topic, r.Partition}
+		if _, ok := byPart[k]; !ok {
+			order = append(order, k)
+		}
+		byPart[k] = append(byPart[k], r)
+	}
+	var out []*kgo.Record
+	var events, dead, tombstones int64
+	for _, k := range order {
+		var cur *schemas.Batch
+		size := 0
+		flush := func() error {
+			if cur == nil {
+				return nil
+			}
+			v, err := g.batch.Encode(nil, cur)
+			if err != nil {
+				return fmt.Errorf("encoding batch %s: %w", cur.ID, err)
+			}
+			// Keyed by source partition: its batches reach the first step in order.
+			out = append(out, &kgo.Record{Topic: g.in, Key: []byte(k.topic + "/" + strconv.Itoa(int(k.p))), Value: v,
+				Headers: stream.Headers(cur.ID, 0, nil, "")})
+			cur, size = nil, 0
+			return nil
+		}
+		for _, r := range byPart[k] {
+			if r.Value == nil {
+				tombstones++
+				continue
+			}
+			rec, err := g.events.Decode(r.Value)
+			if err != nil {
+				out = append(out, g.deadLetter(r, err))
+				dead++
+				continue
+			}
+			if cur != nil && (len(cur.Records) >= g.src.Batch.MaxRecords || size+len(r.Value) > g.src.Batch.MaxBytes) {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+			if cur == nil {
+				cur = &schemas.Batch{ID: fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset), Workflow: g.wf.Name, CreatedAtMs: g.now().UnixMilli()}
+			}
+			cur.Records = append(cur.Records, rec)
+			cur.Events = append(cur.Events, eventOf(r))
+			size += len(r.Value)
+			events++
+		}
+		if err := flush(); err != nil {
+			return nil, err
+		}
+	}
+	g.Events.Add(events)
+	g.DeadLetters.Add(dead)
+	g.Tombstones.Add(tombstones)
+	for _, r := range out {
+		if r.Topic == g.in {
+			g.Batches.Add(1)
+		}
+	}
+	return out, nil
+}
+
+// deadLetter is an event that cannot be read, as it came, with the reason.
+func (g *Ingest) deadLetter(r *kgo.Record, err error) *kgo.Record {
+	h := append(append([]kgo.RecordHeader(nil), r.Headers...),
+		kgo.RecordHeader{Key: stream.HeaderError, Value: []byte(fmt.Sprintf("event %s/%d/%d does not fit %s: %v", r.Topic, r.Partition, r.Offset, g.wf.InputSchema, err))},
+		kgo.RecordHeader{Key: stream.HeaderSource, Value: []byte(fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset))})
+	return &kgo.Record{Topic: g.src.DLQ, Key: r.Key, Value: r.Value, Headers: h}
+}
+
+func eventOf(r *kgo.Record) schemas.Event {
+	e := schemas.Event{Key: r.Key, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	for _, h := range r.Headers {
+		e.Headers = append(e.Headers, schemas.Header{Key: h.Key, Value: h.Value})
+	}
+	return e
+}

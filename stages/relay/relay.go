@@ -1,0 +1,165 @@
+// Package relay is the transactional consume → produce loop that a
+// workflow's source (ingest) and sink (egress) run: records enter from
+// the topics a consumer group reads, a function turns each poll's records
+// into the records to write, and those are produced in the same Kafka
+// transaction that commits the consumed offsets, so each input is written
+// exactly once however the process stops.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/flexiflow/flexiflow/stream"
+)
+
+// Func turns one poll's records into the records to produce. An error
+// aborts the transaction: the records are read again.
+type Func func(recs []*kgo.Record) ([]*kgo.Record, error)
+
+// Config is one relay.
+type Config struct {
+	Kafka    stream.Config
+	Group    string   // consumer group
+	TxnID    string   // transactional id, unique per consumer
+	Topics   []string // topics to read
+	Instance string   // static group membership id
+	// Linger is how long a transaction waits for more records after the
+	// first, up to MaxRecords (0: none).
+	Linger     time.Duration
+	MaxRecords int
+	Log        *zap.Logger
+	// Committed, when set, is called after each committed transaction with
+	// the number of records consumed and produced.
+	Committed func(consumed, produced int)
+}
+
+// Run relays until ctx ends. A failed session is replaced after a
+// jittered backoff, so Run returns only when ctx ends (nil) or the
+// configuration is wrong.
+func Run(ctx context.Context, c Config, fn Func) error {
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+	if c.MaxRecords <= 0 {
+		c.MaxRecords = 500
+	}
+	backoff := stream.NewBackoff(250*time.Millisecond, 5*time.Second)
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := session(ctx, c, fn)
+		if err == nil || ctx.Err() != nil {
+			return nil //nolint:nilerr // a session cut short by ctx ending is a clean stop
+		}
+		if time.Since(began) > time.Minute {
+			backoff.Reset()
+		}
+		wait := backoff.Next()
+		c.Log.Warn("kafka session failed; starting a new one", zap.String("group", c.Group), zap.Error(err), zap.Duration("backoff", wait))
+		if stream.Sleep(ctx, wait) != nil {
+			return nil //nolint:nilerr // stopped while waiting to retry: a clean stop
+		}
+	}
+	return nil
+}
+
+func session(ctx context.Context, c Config, fn Func) error {
+	opts := c.Kafka.TransactOpts(c.Group, c.TxnID, c.Topics...)
+	if c.Instance != "" {
+		opts = append(opts, kgo.InstanceID(c.Instance))
+	}
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("group %s: %w", c.Group, err)
+	}
+	defer sess.Close()
+	for ctx.Err() == nil {
+		fetches := sess.PollRecords(ctx, c.MaxRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			return nil
+		}
+		if err := fetchErr(fetches); err != nil {
+			return err
+		}
+		recs := fetches.Records()
+		if c.Linger > 0 && len(recs) > 0 && len(recs) < c.MaxRecords {
+			lctx, cancel := context.WithTimeout(ctx, c.Linger)
+			for len(recs) < c.MaxRecords && lctx.Err() == nil {
+				more := sess.PollRecords(lctx, c.MaxRecords-len(recs))
+				if err := fetchErr(more); err != nil {
+					break
+				}
+				recs = append(recs, more.Records()...)
+			}
+			cancel()
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		if err := transact(ctx, c, sess, recs, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fetchErr(f kgo.Fetches) error {
+	var errs []error
+	f.EachError(func(topic string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			errs = append(errs, fmt.Errorf("fetching %s/%d: %w", topic, p, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func transact(ctx context.Context, c Config, sess *kgo.GroupTransactSession, recs []*kgo.Record, fn Func) error {
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	out, fnErr := fn(recs)
+	var produceErr atomic.Value
+	endCtx := context.WithoutCancel(ctx)
+	if fnErr == nil {
+		for _, r := range out {
+			sess.Produce(endCtx, r, func(_ *kgo.Record, err error) {
+				if err != nil {
+					produceErr.CompareAndSwap(nil, err)
+				}
+			})
+		}
+		if err := sess.Client().Flush(endCtx); err != nil {
+			produceErr.CompareAndSwap(nil, err)
+		}
+	}
+	commit := kgo.TryCommit
+	if fnErr != nil || produceErr.Load() != nil {
+		commit = kgo.TryAbort
+	}
+	committed, err := sess.End(endCtx, commit)
+	if errors.Is(err, kerr.ProducerFenced) {
+		return fmt.Errorf("group %s: transactional id %s was fenced: another consumer with the same instance name took over; give each its own --instance-id: %w", c.Group, c.TxnID, err)
+	}
+	if err != nil {
+		return fmt.Errorf("group %s: ending a transaction: %w", c.Group, err)
+	}
+	if !committed {
+		if fnErr != nil {
+			c.Log.Warn("transaction aborted; its records will be read again", zap.String("group", c.Group), zap.Error(fnErr))
+		} else if pe := produceErr.Load(); pe != nil {
+			c.Log.Warn("transaction aborted; its records will be read again", zap.String("group", c.Group), zap.Error(pe.(error)))
+		}
+		return nil
+	}
+	if c.Committed != nil {
+		c.Committed(len(recs), len(out))
+	}
+	return nil
+}
