@@ -52,8 +52,15 @@ Examples:
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "workflow %s running on %v: write batches to %s; output on %s, traces on %s (Ctrl-C to stop)\n",
-				l.wf.Name, l.kafka.Brokers, l.wf.Steps[0].Topics.In, l.wf.Topics.Out, l.wf.Topics.Traces)
+			in, out := "write batches to "+l.wf.Steps[0].Topics.In, "output on "+l.wf.Topics.Out
+			if l.wf.Source != nil {
+				in = fmt.Sprintf("write events (%s) to %s", l.wf.Source.Format, l.wf.Source.Topic)
+			}
+			if l.wf.Sink != nil {
+				out = fmt.Sprintf("one result per event on %s", l.wf.Sink.Topic)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "workflow %s running on %v: %s; %s, traces on %s (Ctrl-C to stop)\n",
+				l.wf.Name, l.kafka.Brokers, in, out, l.wf.Topics.Traces)
 			if metricsAddr != "" {
 				if _, err := ops.Serve(cmd.Context(), metricsAddr, reg, pipe.Ready, log); err != nil {
 					_ = pipe.Stop()

@@ -41,7 +41,9 @@ func (t *timeout) Predict(ctx context.Context, in []models.Record) ([]models.Rec
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if errors.Is(r.err, context.DeadlineExceeded) && callCtx.Err() != nil {
+			// Our deadline passed: whatever the model made of it (a
+			// client's own "no answer in time"), it is the timeout.
+			if errors.Is(callCtx.Err(), context.DeadlineExceeded) {
 				return nil, t.expired()
 			}
 		}
