@@ -226,3 +226,162 @@ func TestProduceAndConsumeCommands(t *testing.T) {
 		t.Errorf("consume printed %d lines for %d keys, want 48 of each", len(lines), len(keys))
 	}
 }
+
+// TestDeadLettersListShowReplay: a score step with only the model that
+// fails large orders dead-letters their batches; dlq list shows them
+// and the source's bad events as JSON; dlq show decodes one; after the
+// workflow gains the bounded model, dlq replay sends them back, and a
+// second replay sends nothing: every good event reaches the sink once.
+func TestDeadLettersListShowReplay(t *testing.T) {
+	b, err := stream.StartEmbedded("127.0.0.1:0", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := strings.Join(b.Addrs(), ",")
+	kafka := stream.Config{Brokers: b.Addrs()}
+	dir := t.TempDir()
+	for _, f := range []string{"order.avsc", "scored.avsc", "decision.avsc"} {
+		data, _ := os.ReadFile(filepath.Join("../../examples/fraud", f))
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := os.ReadFile("../../examples/fraud/workflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := filepath.Join(dir, "fixed.yaml")
+	if err := os.WriteFile(fixed, full, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The broken workflow: score has only quick, which fails large orders.
+	i := strings.Index(string(full), "      - name: bounded")
+	j := strings.Index(string(full), "    assertions:")
+	broken := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(broken, []byte(string(full[:i])+string(full[j:])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := func(path string) *pipeline.Pipeline {
+		l, err := compile(path, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := pipeline.Start(ctx, l.steps, kafka, pipeline.CreateTopics(0), pipeline.WithEdges())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		var out strings.Builder
+		root := newRoot()
+		root.SetArgs(args)
+		root.SetOut(&out)
+		root.SetErr(&out)
+		if err := root.ExecuteContext(ctx); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out.String())
+		}
+		return out.String()
+	}
+
+	pipe := start(broken)
+	cl, err := kgo.NewClient(kafka.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := 0; i < 40; i++ {
+		v := fmt.Sprintf(`{"id": "o%02d", "amount": %d, "country": "DE"}`, i, 500+i*600) // from o16 on, above 10000
+		recs = append(recs, &kgo.Record{Topic: "orders", Key: []byte(fmt.Sprintf("o%02d", i)), Value: []byte(v)})
+	}
+	recs = append(recs, &kgo.Record{Topic: "orders", Key: []byte("junk"), Value: []byte("not json")})
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	sink := map[string]int{}
+	readSink := func(want int) {
+		rd, err := kgo.NewClient(append(kafka.ClientOpts(), kgo.ConsumeTopics("decisions"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rd.Close()
+		for k := range sink {
+			delete(sink, k)
+		}
+		total := 0
+		for total < want && ctx.Err() == nil {
+			rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) { sink[string(r.Key)]++; total++ })
+		}
+	}
+	// Wait until every event is accounted for: on the sink or dead-lettered.
+	var dls []map[string]any
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		dls = nil
+		if err := json.Unmarshal([]byte(run("dlq", "list", "--workflow", broken, "--brokers", brokers, "--format", "json")), &dls); err != nil {
+			t.Fatal(err)
+		}
+		events := 0
+		for _, d := range dls {
+			events += int(d["records"].(float64))
+		}
+		delivered, err := stream.ReadCommitted(ctx, kafka, "decisions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if events+len(delivered) == 41 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute %d events are dead-lettered and %d delivered, of 41", events, len(delivered))
+		}
+	}
+	var source, step int
+	var batch string
+	for _, d := range dls {
+		switch d["step"] {
+		case "source":
+			source++
+			if d["batch_id"] != nil || d["keys"].([]any)[0] != "junk" || !strings.Contains(d["reason"].(string), "not JSON") {
+				t.Errorf("source dead letter %v", d)
+			}
+		case "score":
+			step++
+			batch = d["batch_id"].(string)
+			if len(d["keys"].([]any)) != int(d["records"].(float64)) || !strings.Contains(d["reason"].(string), "probability") {
+				t.Errorf("step dead letter %v", d)
+			}
+		default:
+			t.Errorf("dead letter of step %v: %v", d["step"], d)
+		}
+	}
+	if source != 1 || step == 0 {
+		t.Fatalf("%d source and %d step dead letters: %v", source, step, dls)
+	}
+	if out := run("dlq", "show", "--workflow", broken, "--brokers", brokers, batch); !strings.Contains(out, `"records"`) || !strings.Contains(out, `"tried"`) {
+		t.Errorf("dlq show %s: %s", batch, out)
+	}
+	if err := pipe.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	pipe = start(fixed)
+	defer pipe.Stop()
+	if out := run("dlq", "replay", "--workflow", fixed, "--brokers", brokers, "--step", "score", "--all"); !strings.Contains(out, fmt.Sprintf("replayed %d dead letters", step)) {
+		t.Errorf("first replay: %s", out)
+	}
+	if out := run("dlq", "replay", "--workflow", fixed, "--brokers", brokers, "--step", "score", "--all"); !strings.Contains(out, fmt.Sprintf("replayed 0 dead letters of step score to fraud.score.in; %d already replayed", step)) {
+		t.Errorf("second replay: %s", out)
+	}
+	readSink(40)
+	for i := 0; i < 40; i++ {
+		if k := fmt.Sprintf("o%02d", i); sink[k] != 1 {
+			t.Errorf("order %s reached the sink %d times", k, sink[k])
+		}
+	}
+}

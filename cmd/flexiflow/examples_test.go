@@ -137,15 +137,6 @@ func runExample(t *testing.T, l *loaded, eventsFile string) {
 	t.Logf("%s: %d events in %d batches, all delivered", l.wf.Name, len(recs), batches)
 }
 
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // runEvents writes the events to the workflow's source topic, keyed by
 // their id, and reads the sink: every event must come out once, keyed as
 // it went in, with its headers and the models that served it.

@@ -76,7 +76,7 @@ Start here:
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default: warn for demo, info otherwise)")
 	root.PersistentFlags().DurationVar(&g.connectTimeout, "connect-timeout", 15*time.Second, "how long to wait for Kafka brokers to answer at start")
 	atLeast(root.PersistentFlags(), "connect-timeout", "1ms")
-	root.AddCommand(newDemoCmd(g), newRunCmd(g), newStageCmd(g), newProduceCmd(g), newBrokerCmd(g), newVersionCmd(), newBenchCmd(g), newReferenceCmd(), newEdgeCmd(g, ingestRole), newEdgeCmd(g, egressRole), newConsumeCmd(g), newSchemaCmd(g))
+	root.AddCommand(newDemoCmd(g), newRunCmd(g), newStageCmd(g), newProduceCmd(g), newBrokerCmd(g), newVersionCmd(), newBenchCmd(g), newReferenceCmd(), newEdgeCmd(g, ingestRole), newEdgeCmd(g, egressRole), newConsumeCmd(g), newSchemaCmd(g), newDLQCmd(g))
 	root.AddCommand(newClickHouseCmds(g)...)
 	configure(root, g) // --config, FLEXIFLOW_* environment, Kafka security, probe
 	return root
