@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,24 +31,7 @@ func TestSourceToSink(t *testing.T) {
 		t.Run(backend.Name, func(t *testing.T) {
 			kafka := backend.Start(t)
 			name := streamtest.Unique("edges")
-			text, err := os.ReadFile("../../examples/fraud/workflow.yaml")
-			if err != nil {
-				t.Fatal(err)
-			}
-			y := regexp.MustCompile(`(?m)^workflow: fraud$`).ReplaceAllString(string(text), "workflow: "+name)
-			y = strings.NewReplacer("topic: orders", "topic: "+name+".orders", "topic: decisions", "topic: "+name+".decisions",
-				"format: json\n  batch:", "format: json\n  strict: true\n  batch:").Replace(y)
-			dir := t.TempDir()
-			for _, f := range []string{"order.avsc", "scored.avsc", "decision.avsc"} {
-				b, _ := os.ReadFile(filepath.Join("../../examples/fraud", f))
-				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			path := filepath.Join(dir, "wf.yaml")
-			if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			path := fraudWorkflow(t, name, true)
 			l, err := compile(path, zap.NewNop())
 			if err != nil {
 				t.Fatal(err)
@@ -383,5 +367,103 @@ func TestDeadLettersListShowReplay(t *testing.T) {
 		if k := fmt.Sprintf("o%02d", i); sink[k] != 1 {
 			t.Errorf("order %s reached the sink %d times", k, sink[k])
 		}
+	}
+}
+
+// fraudWorkflow writes examples/fraud under the workflow name name, with
+// source and sink topics of its own (name.orders, name.decisions), and a
+// strict source when strict is set.
+func fraudWorkflow(t *testing.T, name string, strict bool) string {
+	t.Helper()
+	text, err := os.ReadFile("../../examples/fraud/workflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := regexp.MustCompile(`(?m)^workflow: fraud$`).ReplaceAllString(string(text), "workflow: "+name)
+	y = strings.NewReplacer("topic: orders", "topic: "+name+".orders", "topic: decisions", "topic: "+name+".decisions").Replace(y)
+	if strict {
+		y = strings.Replace(y, "format: json\n  batch:", "format: json\n  strict: true\n  batch:", 1)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"order.avsc", "scored.avsc", "decision.avsc"} {
+		b, _ := os.ReadFile(filepath.Join("../../examples/fraud", f))
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "wf.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestEdgesCrashRecovery runs ingest, both steps and egress as separate
+// processes on real Kafka, kills ingest and egress with SIGKILL three
+// times each while 3,000 events flow, restarts each a second later, and
+// checks that every event reaches the sink exactly once.
+func TestEdgesCrashRecovery(t *testing.T) {
+	brokers := realKafka(t)
+	name := streamtest.Unique("edgecrash")
+	wf := fraudWorkflow(t, name, false)
+	const n, parts = 3000, 6
+	dir := t.TempDir()
+	for p := 0; p < parts; p++ {
+		var lines strings.Builder
+		for i := p * n / parts; i < (p+1)*n/parts; i++ {
+			fmt.Fprintf(&lines, `{"id": "o%05d", "amount": %d.25, "country": "FR"}`+"\n", i, 10+i*7919%20000)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("part%d.jsonl", p)), []byte(lines.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ingest := startProc(t, "ingest", "--workflow", wf, "--brokers", brokers, "--instance-id", "x")
+	egress := startProc(t, "egress", "--workflow", wf, "--brokers", brokers, "--instance-id", "x")
+	startProc(t, "stage", "--workflow", wf, "--step", "score", "--brokers", brokers, "--instance-id", "x")
+	startProc(t, "stage", "--workflow", wf, "--step", "decide", "--brokers", brokers, "--instance-id", "x")
+	// A sixth of the events, then a kill, six times: the kills land while
+	// events flow. The killed role restarts a second later.
+	for k := 0; k < parts; k++ {
+		if out, stderr, err := run(t, time.Minute, "produce", "--workflow", wf, "--brokers", brokers, "--from", filepath.Join(dir, fmt.Sprintf("part%d.jsonl", k)), "--key", "id"); err != nil {
+			t.Fatalf("produce: %v\n%s%s", err, out, stderr)
+		}
+		time.Sleep(time.Duration(100+k*80) * time.Millisecond)
+		victim := []*proc{ingest, egress}[k%2]
+		victim.stop(syscall.SIGKILL)
+		time.Sleep(time.Second)
+		victim.start()
+	}
+	kafka := stream.Config{Brokers: strings.Split(brokers, ",")}
+	seen := map[string]int{}
+	total := 0
+	for deadline := time.Now().Add(3 * time.Minute); total < n && time.Now().Before(deadline); {
+		recs, err := stream.ReadCommitted(context.Background(), kafka, name+".decisions", name+".source.dlq", name+".score.dlq", name+".decide.dlq")
+		if err != nil {
+			t.Fatal(err)
+		}
+		total = len(recs)
+		if total >= n {
+			for _, r := range recs {
+				if r.Topic != name+".decisions" {
+					t.Errorf("event %s was dead-lettered to %s: %s", r.Key, r.Topic, header(r, stream.HeaderError))
+				}
+				seen[string(r.Key)]++
+			}
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	lost, dup := 0, 0
+	for i := 0; i < n; i++ {
+		switch c := seen[fmt.Sprintf("o%05d", i)]; {
+		case c == 0:
+			lost++
+		case c > 1:
+			dup += c - 1
+		}
+	}
+	t.Logf("ingest and egress SIGKILLed 3 times each: %d events, %d records read, %d lost, %d duplicated", n, total, lost, dup)
+	if lost != 0 || dup != 0 {
+		t.Errorf("exactly-once violated: %d lost, %d duplicated", lost, dup)
 	}
 }
