@@ -55,6 +55,7 @@ func TestSourceToSink(t *testing.T) {
 				{`{"id": "x", "amount": "ten", "country": "DE"}`, `field amount: got the string "ten", want a number (double)`},
 				{`{"id": "x", "amount": 1, "country": "DE", "coupon": "X"}`, "fields coupon are not in the schema"},
 				{`{"id": 7, "amount": 1, "country": "DE"}`, "field id: got the number 7, want a string"},
+				{`{"id": "x", "amount": 1, "country": "` + strings.Repeat("A", 600<<10) + `"}`, "more than a batch may hold (source.batch.max_bytes 524288)"},
 			}
 			cl, err := kgo.NewClient(kafka.ClientOpts()...)
 			if err != nil {

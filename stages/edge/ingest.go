@@ -96,13 +96,19 @@ func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
 				tombstones++
 				continue
 			}
+			n := eventBytes(r)
+			if n > g.src.Batch.MaxBytes {
+				out = append(out, g.deadLetter(r, fmt.Errorf("the event is %d bytes (value, key and headers), more than a batch may hold (source.batch.max_bytes %d); raise it if the first step's input topic takes larger records", n, g.src.Batch.MaxBytes)))
+				dead++
+				continue
+			}
 			rec, err := g.events.Decode(r.Value)
 			if err != nil {
 				out = append(out, g.deadLetter(r, err))
 				dead++
 				continue
 			}
-			if cur != nil && (len(cur.Records) >= g.src.Batch.MaxRecords || size+len(r.Value) > g.src.Batch.MaxBytes) {
+			if cur != nil && (len(cur.Records) >= g.src.Batch.MaxRecords || size+n > g.src.Batch.MaxBytes) {
 				if err := flush(); err != nil {
 					return nil, err
 				}
@@ -112,7 +118,7 @@ func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
 			}
 			cur.Records = append(cur.Records, rec)
 			cur.Events = append(cur.Events, eventOf(r))
-			size += len(r.Value)
+			size += n
 			events++
 		}
 		if err := flush(); err != nil {
@@ -144,4 +150,14 @@ func eventOf(r *kgo.Record) schemas.Event {
 		e.Headers = append(e.Headers, schemas.Header{Key: h.Key, Value: h.Value})
 	}
 	return e
+}
+
+// eventBytes is what an event adds to a batch: its value, key and
+// headers, and its position.
+func eventBytes(r *kgo.Record) int {
+	n := len(r.Value) + len(r.Key) + len(r.Topic) + 16
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 4
+	}
+	return n
 }

@@ -73,7 +73,7 @@ type Source struct {
 // SourceBatch bounds the batches a source makes.
 type SourceBatch struct {
 	MaxRecords int      `yaml:"max_records" default:"32" doc:"At most this many events per batch."`
-	MaxBytes   int      `yaml:"max_bytes" default:"1048576" doc:"At most about this many bytes of events per batch."`
+	MaxBytes   int      `yaml:"max_bytes" default:"524288" doc:"At most about this many bytes of events (values, keys, headers) per batch; below the first step's input topic's max.message.bytes (1 MB by default). A larger event is dead-lettered with the reason."`
 	Linger     Duration `yaml:"linger" default:"100ms" doc:"How long a batch may wait for more events before it goes."`
 }
 
@@ -429,7 +429,7 @@ func (w *Workflow) checkSourceSink(bad func([]any, string, ...any)) {
 			bad([]any{"source", "batch", "max_records"}, "source.batch.max_records must be positive, got %d", b.MaxRecords)
 		}
 		if b.MaxBytes == 0 {
-			b.MaxBytes = 1 << 20
+			b.MaxBytes = 512 << 10
 		} else if b.MaxBytes < 0 {
 			bad([]any{"source", "batch", "max_bytes"}, "source.batch.max_bytes must be positive, got %d", b.MaxBytes)
 		}
