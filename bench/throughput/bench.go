@@ -28,6 +28,7 @@ import (
 	"github.com/flexiflow/flexiflow/examples/demo"
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages"
+	"github.com/flexiflow/flexiflow/stages/edge"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -98,6 +99,14 @@ type Report struct {
 	// median of AddedP99MsRounds, one difference per round.
 	AddedP99Ms       float64   `json:"added_p99_ms"`
 	AddedP99MsRounds []float64 `json:"added_p99_ms_rounds,omitempty"`
+	// The same for events: edges-noop (source → no-op step → sink) against
+	// raw-events (a per-record transactional loop), events per second and
+	// per-event p50 and p99 added, both paced at half of edges-noop's.
+	EventsRatio            float64   `json:"events_ratio,omitempty"`
+	EventsAddedP50Ms       float64   `json:"events_added_p50_ms,omitempty"`
+	EventsAddedP99Ms       float64   `json:"events_added_p99_ms,omitempty"`
+	EventsAddedP99MsRounds []float64 `json:"events_added_p99_ms_rounds,omitempty"`
+	eventsAddedP50Rounds   []float64
 }
 
 // Run measures every variant in turn.
@@ -158,6 +167,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if noop, ok := medians["stage-noop"]; ok && (name == "raw" || name == "stage-noop") {
 				rate = noop.BatchesPerSecond / 2
 			}
+			if edges, ok := medians["edges-noop"]; ok && (name == "raw-events" || name == "edges-noop") {
+				rate = edges.BatchesPerSecond / 2
+			}
 			lv, err := runVariant(ctx, lw, name, max(1, rate), o.Batches)
 			if err != nil {
 				return nil, fmt.Errorf("variant %s, latency: %w", name, err)
@@ -168,6 +180,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		if raw, noop := lat["raw"], lat["stage-noop"]; len(raw) > r && len(noop) > r {
 			rep.AddedP99MsRounds = append(rep.AddedP99MsRounds, noop[r].LatencyP99Ms-raw[r].LatencyP99Ms)
+		}
+		if raw, edges := lat["raw-events"], lat["edges-noop"]; len(raw) > r && len(edges) > r {
+			rep.EventsAddedP99MsRounds = append(rep.EventsAddedP99MsRounds, edges[r].LatencyP99Ms-raw[r].LatencyP99Ms)
+			rep.eventsAddedP50Rounds = append(rep.eventsAddedP50Rounds, edges[r].LatencyP50Ms-raw[r].LatencyP50Ms)
 		}
 	}
 	for _, name := range o.Variants {
@@ -186,6 +202,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if len(rep.AddedP99MsRounds) > 0 {
 		rep.AddedP99Ms = median(rep.AddedP99MsRounds, func(x float64) float64 { return x })
+	}
+	rawEv, okRawEv := medians["raw-events"]
+	edges, okEdges := medians["edges-noop"]
+	if okRawEv && okEdges && rawEv.BatchesPerSecond > 0 {
+		rep.EventsRatio = edges.BatchesPerSecond / rawEv.BatchesPerSecond
+	}
+	if len(rep.EventsAddedP99MsRounds) > 0 {
+		rep.EventsAddedP99Ms = median(rep.EventsAddedP99MsRounds, func(x float64) float64 { return x })
+		rep.EventsAddedP50Ms = median(rep.eventsAddedP50Rounds, func(x float64) float64 { return x })
 	}
 	return rep, nil
 }
@@ -249,6 +274,12 @@ type setup struct {
 	make    func(i int) ([]byte, error) // encoded batch i
 	run     func(ctx context.Context, consumer int) error
 	commits func() int64 // transactions the consumers committed so far
+	// perUnit is how many records one produced unit holds: a batch's
+	// (BatchSize), or 1 for the event variants.
+	perUnit int
+	// poll is how many records the raw loop takes per transaction (32
+	// batches; 1000 events, as many as a poll brings).
+	poll int
 }
 
 // runVariant drains a backlog of o.Batches through a fresh copy of variant
@@ -331,7 +362,7 @@ func runVariant(ctx context.Context, o Options, name string, rate float64, paceM
 	}
 	v := &Variant{Name: name, Batches: o.Batches, Seconds: elapsed,
 		BatchesPerSecond: done / elapsed, CPUSecondsPer1000: cpu / done * 1000}
-	v.RecordsPerSecond = v.BatchesPerSecond * float64(o.BatchSize)
+	v.RecordsPerSecond = v.BatchesPerSecond * float64(max(s.perUnit, 1))
 	if txns > 0 {
 		v.BatchesPerTxn = done / float64(txns)
 	}
@@ -416,8 +447,12 @@ func prepare(o Options, name string) (*setup, error) {
 		return noopSetup(o, prefix)
 	case "stage-demo":
 		return demoSetup(o, prefix)
+	case "raw-events":
+		return rawEventsSetup(o, prefix)
+	case "edges-noop":
+		return edgesSetup(o, prefix)
 	}
-	return nil, fmt.Errorf("unknown variant %q; known: raw, stage-noop, stage-demo", name)
+	return nil, fmt.Errorf("unknown variant %q; known: raw, stage-noop, stage-demo, raw-events, edges-noop", name)
 }
 
 // blobBatches encodes batches of Blob records of the configured size.
@@ -441,13 +476,80 @@ func blobBatches(o Options, wf string) (func(int) ([]byte, error), error) {
 	}, nil
 }
 
+// blobEvents makes event i: one Blob record as a JSON object, with a
+// payload of o.RecordBytes.
+func blobEvents(o Options) func(int) ([]byte, error) {
+	payload := strings.Repeat("x", o.RecordBytes)
+	return func(i int) ([]byte, error) {
+		return []byte(fmt.Sprintf(`{"id": %q, "payload": %q}`, batchID(i), payload)), nil
+	}
+}
+
+// rawEventsSetup is raw over single events: the most a per-record
+// transactional consume → produce loop does on this broker.
+func rawEventsSetup(o Options, prefix string) (*setup, error) {
+	s, err := rawSetup(o, prefix)
+	if err != nil {
+		return nil, err
+	}
+	s.make, s.perUnit, s.poll = blobEvents(o), 1, 1000
+	return s, nil
+}
+
+// edgesSetup runs a workflow's source, a no-op step and its sink: events
+// in, one result per event out.
+func edgesSetup(o Options, prefix string) (*setup, error) {
+	wf, err := noop.EdgesWorkflow(prefix, o.Partitions, o.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	sreg, err := noop.Schemas()
+	if err != nil {
+		return nil, err
+	}
+	steps, err := stages.Compile(wf, stages.Deps{Models: noop.Models(), Schemas: sreg})
+	if err != nil {
+		return nil, err
+	}
+	step := steps[0]
+	s := &setup{in: wf.Source.Topic, out: wf.Sink.Topic, dlq: wf.Source.DLQ, group: wf.Source.Group, make: blobEvents(o), perUnit: 1,
+		topics: append(wf.AllTopics(), wf.Topics.State), commits: func() int64 { return 0 }}
+	s.run = func(ctx context.Context, c int) error {
+		instance := fmt.Sprintf("bench-%d", c)
+		g, err := edge.NewIngest(wf, step.In)
+		if err != nil {
+			return err
+		}
+		e, err := edge.NewEgress(wf, step.Out)
+		if err != nil {
+			return err
+		}
+		st, err := stages.NewStage(step, o.Kafka, stages.WithLogger(o.Log), stages.WithInstance(instance), stages.WithWorkers(o.Workers))
+		if err != nil {
+			return err
+		}
+		errs := make(chan error, 3)
+		go func() { errs <- g.Run(ctx, o.Kafka, instance+"-ingest", o.Log) }()
+		go func() { errs <- e.Run(ctx, o.Kafka, instance+"-egress", o.Log) }()
+		go func() { errs <- st.Run(ctx) }()
+		var first error
+		for range 3 {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	return s, nil
+}
+
 func rawSetup(o Options, prefix string) (*setup, error) {
 	mk, err := blobBatches(o, prefix)
 	if err != nil {
 		return nil, err
 	}
 	var commits atomic.Int64
-	s := &setup{in: prefix + ".in", out: prefix + ".out", group: prefix, make: mk, commits: commits.Load}
+	s := &setup{in: prefix + ".in", out: prefix + ".out", group: prefix, make: mk, commits: commits.Load, perUnit: o.BatchSize}
 	s.topics = []string{s.in, s.out}
 	s.run = func(ctx context.Context, c int) error {
 		sess, err := kgo.NewGroupTransactSession(o.Kafka.TransactOpts(prefix, fmt.Sprintf("%s-%d", prefix, c), s.in)...)
@@ -456,7 +558,7 @@ func rawSetup(o Options, prefix string) (*setup, error) {
 		}
 		defer sess.Close()
 		for {
-			f := sess.PollRecords(ctx, 32)
+			f := sess.PollRecords(ctx, max(s.poll, 32))
 			if ctx.Err() != nil || f.IsClientClosed() {
 				return nil
 			}
@@ -496,7 +598,9 @@ func noopSetup(o Options, prefix string) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	return stageSetup(o, steps[0], mk), nil
+	s := stageSetup(o, steps[0], mk)
+	s.perUnit = o.BatchSize
+	return s, nil
 }
 
 func demoSetup(o Options, prefix string) (*setup, error) {
@@ -520,7 +624,9 @@ func demoSetup(o Options, prefix string) (*setup, error) {
 	spec.Output, spec.Group = prefix+".out", prefix
 	wf.Topics.Traces, wf.Topics.State = prefix+".traces", prefix+".state"
 	step.Spec = &spec
-	return stageSetup(o, step, func(i int) ([]byte, error) { return prod.Encode(i, o.Batches) }), nil
+	s := stageSetup(o, step, func(i int) ([]byte, error) { return prod.Encode(i, o.Batches) })
+	s.perUnit = o.BatchSize
+	return s, nil
 }
 
 func stageSetup(o Options, step *stages.Step, mk func(int) ([]byte, error)) *setup {
@@ -641,6 +747,13 @@ func (r *Report) WriteTable(w io.Writer) {
 			v.LatencyP50Ms, v.LatencyP99Ms, v.PacedBatchesPerS, v.CPUSecondsPer1000, v.BatchesPerTxn)
 	}
 	_ = tw.Flush() // output to the terminal, like the Fprintf calls
+	if r.EventsRatio > 0 {
+		fmt.Fprintf(w, "events: ratio (edges-noop / raw-events, events per second): %.2f\n", r.EventsRatio)
+		fmt.Fprintf(w, "events: latency the source, step and sink add per event (same paced stream): p50 %+.1f ms, p99 %+.1f ms\n", r.EventsAddedP50Ms, r.EventsAddedP99Ms)
+	}
+	if r.Ratio == 0 && r.EventsRatio > 0 {
+		return
+	}
 	fmt.Fprintf(w, "ratio (stage-noop / raw throughput): %.2f\n", r.Ratio)
 	fmt.Fprintf(w, "p99 latency the stage adds (stage-noop - raw, same paced stream): %+.1f ms", r.AddedP99Ms)
 	if len(r.AddedP99MsRounds) > 1 {

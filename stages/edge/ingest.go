@@ -50,7 +50,7 @@ func (g *Ingest) Run(ctx context.Context, kafka stream.Config, instance string, 
 	}
 	return relay.Run(ctx, relay.Config{
 		Kafka: kafka, Group: g.src.Group, TxnID: g.src.Group + "-" + instance, Instance: instance,
-		Topics: []string{g.src.Topic}, Linger: time.Duration(g.src.Batch.Linger), MaxRecords: 4 * g.src.Batch.MaxRecords,
+		Topics: []string{g.src.Topic}, Linger: time.Duration(g.src.Batch.Linger), MaxRecords: 32 * g.src.Batch.MaxRecords,
 		Log: log.With(zap.String("role", "ingest")),
 	}, g.Batch)
 }

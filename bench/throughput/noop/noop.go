@@ -60,3 +60,23 @@ func Schemas() (*schemas.Registry, error) {
 	}
 	return reg, nil
 }
+
+// EdgesWorkflow is Workflow with a source (JSON Blob events on
+// <name>.events, batches of up to maxRecords, linger 20ms) and a sink
+// (JSON on <name>.results): what the event variants of the throughput
+// benchmark run.
+func EdgesWorkflow(name string, partitions, maxRecords int) (*workflow.Workflow, error) {
+	yaml := fmt.Sprintf(`workflow: %s
+input_schema: flexiflow.bench.Blob
+partitions: %d
+source: {topic: %s.events, format: json, batch: {max_records: %d, linger: 20ms}}
+sink: {topic: %s.results, format: json}
+steps:
+  - name: noop
+    output_schema: flexiflow.bench.Blob
+    models: [{name: noop, builtin: %s}]
+    assertions:
+      records: [{name: has-id, expr: "output.id != ''"}]
+`, name, partitions, name, maxRecords, name, Model)
+	return workflow.Parse("bench-noop-edges.yaml", []byte(yaml))
+}
