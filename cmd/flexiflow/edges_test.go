@@ -468,3 +468,46 @@ func TestEdgesCrashRecovery(t *testing.T) {
 		t.Errorf("exactly-once violated: %d lost, %d duplicated", lost, dup)
 	}
 }
+
+// TestProduceCSV: produce --from takes CSV too: a header, then one event
+// per row, cells typed by the schema; a bad cell names its line.
+func TestProduceCSV(t *testing.T) {
+	b, err := stream.StartEmbedded("127.0.0.1:0", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := strings.Join(b.Addrs(), ",")
+	run := func(in string) (string, error) {
+		var out strings.Builder
+		root := newRoot()
+		root.SetArgs([]string{"produce", "--workflow", "../../examples/fraud/workflow.yaml", "--brokers", brokers, "--from", "-", "--key", "id"})
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetIn(strings.NewReader(in))
+		err := root.Execute()
+		return out.String(), err
+	}
+	if out, err := run("id,amount,country\no1,12.5,DE\n\"o2\",7,\"FR, metro\"\n"); err != nil || !strings.Contains(out, "produced 2 events to orders") {
+		t.Fatalf("%q, %v", out, err)
+	}
+	if _, err := run("id,amount,country\no1,12.5,DE\no2,lots,FR\n"); err == nil || !strings.Contains(err.Error(), `standard input:3: field amount: got the string "lots", want a number (double)`) {
+		t.Errorf("bad cell: %v", err)
+	}
+	recs, err := stream.ReadCommitted(context.Background(), stream.Config{Brokers: b.Addrs()}, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d records on orders, want the 2 of the good file", len(recs))
+	}
+	for _, r := range recs {
+		var v map[string]any
+		if err := json.Unmarshal(r.Value, &v); err != nil || v["id"] != string(r.Key) {
+			t.Errorf("record %s: %s", r.Key, r.Value)
+		}
+		if r.Key != nil && string(r.Key) == "o2" && (v["amount"] != 7.0 || v["country"] != "FR, metro") {
+			t.Errorf("o2 became %v", v)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +14,91 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/schemas/event"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
-// produceEvents writes a JSON Lines file to the workflow's source topic.
+// eventLine is one event of an input file, as a JSON object.
+type eventLine struct {
+	line int
+	text string
+}
+
+// eventLines reads JSON Lines, or CSV (a header row naming the fields,
+// then one event per row) when the first line is not a JSON object. CSV
+// cells become JSON by the field's kind in the schema: numbers stay
+// unquoted when they parse, true/false for booleans, an empty cell is
+// null, anything else a string.
+func eventLines(r io.Reader, name string, kinds map[string]string) ([]eventLine, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	head, _ := br.Peek(1)
+	for len(head) == 1 && (head[0] == ' ' || head[0] == '\n' || head[0] == '\r' || head[0] == '\t') {
+		_, _ = br.ReadByte()
+		head, _ = br.Peek(1)
+	}
+	var out []eventLine
+	if len(head) == 1 && head[0] != '{' {
+		cr := csv.NewReader(br)
+		cr.FieldsPerRecord = -1
+		header, err := cr.Read()
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading the CSV header: %w", name, err)
+		}
+		for {
+			row, err := cr.Read()
+			if err == io.EOF {
+				return out, nil
+			}
+			line, _ := cr.FieldPos(0)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %v (nothing was written)", name, line, err)
+			}
+			if len(row) != len(header) {
+				return nil, fmt.Errorf("%s:%d: %d cells for the header's %d fields (nothing was written)", name, line, len(row), len(header))
+			}
+			obj := make(map[string]any, len(row))
+			for i, cell := range row {
+				obj[header[i]] = csvValue(cell, kinds[header[i]])
+			}
+			b, err := json.Marshal(obj)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, eventLine{line, string(b)})
+		}
+	}
+	sc := bufio.NewScanner(br)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		if text := strings.TrimSpace(sc.Text()); text != "" {
+			out = append(out, eventLine{line, text})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// csvValue is a CSV cell as the JSON value its field's kind expects.
+func csvValue(cell, kind string) any {
+	switch {
+	case cell == "":
+		return nil
+	case kind == schemas.KindNumber:
+		if n := json.Number(cell); json.Valid([]byte(cell)) {
+			return n
+		}
+	case kind == schemas.KindBool:
+		if cell == "true" || cell == "false" {
+			return cell == "true"
+		}
+	}
+	return cell
+}
+
+// produceEvents writes a JSON Lines or CSV file to the workflow's source topic.
 func produceEvents(cmd *cobra.Command, g *globals, wfPath, brokers, from, key string, log *zap.Logger) error {
 	l, err := compile(wfPath, log)
 	if err != nil {
@@ -45,14 +126,13 @@ func produceEvents(cmd *cobra.Command, g *globals, wfPath, brokers, from, key st
 		defer f.Close()
 		r, name = f, from
 	}
+	lines, err := eventLines(r, name, l.steps[0].In.Fields)
+	if err != nil {
+		return err
+	}
 	var recs []*kgo.Record
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
+	for _, ln := range lines {
+		line, text := ln.line, ln.text
 		rec, err := check.Decode([]byte(text))
 		if err != nil {
 			return fmt.Errorf("%s:%d: %v (nothing was written)", name, line, err)
@@ -74,9 +154,6 @@ func produceEvents(cmd *cobra.Command, g *globals, wfPath, brokers, from, key st
 			kr.Key = []byte(fmt.Sprint(v))
 		}
 		recs = append(recs, kr)
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
 	}
 	if err := l.connect(cmd.Context(), g, brokers, false, log); err != nil {
 		return err

@@ -16,9 +16,12 @@ func newProduceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "produce --workflow FILE --brokers ADDRS",
 		Short: "Write events from a file to a workflow's source topic, or the demo's digit batches",
-		Long: `With --from, write the events of a JSON Lines file (one object per line;
-- reads standard input) to the workflow's source topic, one Kafka record
-per event in the source's format, keyed by the --key field's value. Each
+		Long: `With --from, write the events of a JSON Lines file (one object per line)
+or a CSV file (a header row naming the fields, then one event per row; a
+cell becomes a number, boolean or string by its field's type, an empty
+cell null) to the workflow's source topic; - reads standard input. One
+Kafka record per event in the source's format, keyed by the --key field's
+value. Each
 line is checked against input_schema first: a line that does not fit
 stops the command with its line number and what is wrong, before anything
 of the file is written.
@@ -69,7 +72,7 @@ of a workflow that reads flexiflow.demo.DigitImage.`,
 	f.IntVar(&batches, "batches", 1200, "batches to produce")
 	f.IntVar(&size, "batch-size", 32, "digit images per batch")
 	f.Uint64Var(&seed, "seed", 1, "seed for the input stream")
-	f.StringVar(&from, "from", "", "JSON Lines file of events to write to the workflow's source topic (- for standard input)")
+	f.StringVar(&from, "from", "", "JSON Lines or CSV file of events to write to the workflow's source topic (- for standard input)")
 	f.StringVar(&key, "key", "", "with --from: the field whose value keys each event's record (empty: no key)")
 	_ = cmd.MarkFlagRequired("brokers")
 	return cmd
