@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/flexiflow/flexiflow/stages/models"
@@ -42,8 +41,10 @@ func (t *timeout) Predict(ctx context.Context, in []models.Record) ([]models.Rec
 				return nil, ctx.Err()
 			}
 			// Our deadline passed: whatever the model made of it (a
-			// client's own "no answer in time"), it is the timeout.
-			if errors.Is(callCtx.Err(), context.DeadlineExceeded) {
+			// client's own "no answer in time", which may come back a
+			// moment before callCtx itself reports it), it is the timeout.
+			dl, _ := callCtx.Deadline()
+			if callCtx.Err() != nil || !time.Now().Before(dl) {
 				return nil, t.expired()
 			}
 		}
