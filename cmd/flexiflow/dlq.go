@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -62,19 +63,10 @@ func (f *dlqFilter) match(d *deadLetterRecord, re *regexp.Regexp, since time.Tim
 	if re != nil && !re.MatchString(d.Reason) {
 		return false
 	}
-	if len(f.batches) > 0 && (d.BatchID == nil || !contains(f.batches, *d.BatchID)) {
+	if len(f.batches) > 0 && (d.BatchID == nil || !slices.Contains(f.batches, *d.BatchID)) {
 		return false
 	}
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // replayedTopic records which dead letters dlq replay sent back.

@@ -226,12 +226,7 @@ func TestDeadLettersListShowReplay(t *testing.T) {
 	brokers := strings.Join(b.Addrs(), ",")
 	kafka := stream.Config{Brokers: b.Addrs()}
 	dir := t.TempDir()
-	for _, f := range []string{"order.avsc", "scored.avsc", "decision.avsc"} {
-		data, _ := os.ReadFile(filepath.Join("../../examples/fraud", f))
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyFraudSchemas(t, dir)
 	full, err := os.ReadFile("../../examples/fraud/workflow.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -386,12 +381,7 @@ func fraudWorkflow(t *testing.T, name string, strict bool) string {
 		y = strings.Replace(y, "format: json\n  batch:", "format: json\n  strict: true\n  batch:", 1)
 	}
 	dir := t.TempDir()
-	for _, f := range []string{"order.avsc", "scored.avsc", "decision.avsc"} {
-		b, _ := os.ReadFile(filepath.Join("../../examples/fraud", f))
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyFraudSchemas(t, dir)
 	path := filepath.Join(dir, "wf.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
@@ -508,6 +498,21 @@ func TestProduceCSV(t *testing.T) {
 		}
 		if r.Key != nil && string(r.Key) == "o2" && (v["amount"] != 7.0 || v["country"] != "FR, metro") {
 			t.Errorf("o2 became %v", v)
+		}
+	}
+}
+
+// copyFraudSchemas puts examples/fraud's schemas beside a test's copy of
+// its workflow.
+func copyFraudSchemas(t *testing.T, dir string) {
+	t.Helper()
+	for _, f := range []string{"order.avsc", "scored.avsc", "decision.avsc"} {
+		b, err := os.ReadFile(filepath.Join("../../examples/fraud", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -73,7 +73,7 @@ func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
 		byPart[k] = append(byPart[k], r)
 	}
 	var out []*kgo.Record
-	var events, dead, tombstones int64
+	var batches, events, dead, tombstones int64
 	for _, k := range order {
 		var cur *schemas.Batch
 		size := 0
@@ -88,6 +88,7 @@ func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
 			// Keyed by source partition: its batches reach the first step in order.
 			out = append(out, &kgo.Record{Topic: g.in, Key: []byte(k.topic + "/" + strconv.Itoa(int(k.p))), Value: v,
 				Headers: stream.Headers(cur.ID, 0, nil, "")})
+			batches++
 			cur, size = nil, 0
 			return nil
 		}
@@ -128,11 +129,7 @@ func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
 	g.Events.Add(events)
 	g.DeadLetters.Add(dead)
 	g.Tombstones.Add(tombstones)
-	for _, r := range out {
-		if r.Topic == g.in {
-			g.Batches.Add(1)
-		}
-	}
+	g.Batches.Add(batches)
 	return out, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +61,7 @@ func walk(node *yaml.Node, v reflect.Value, path []any, errs *[]error) {
 		for i := 0; i+1 < len(node.Content); i += 2 {
 			k := node.Content[i]
 			present[k.Value] = node.Content[i+1]
-			if !contains(keys, k.Value) {
+			if !slices.Contains(keys, k.Value) {
 				msg := fmt.Sprintf("unknown key %q", k.Value)
 				if s := suggest.Closest(k.Value, keys); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
@@ -191,15 +192,6 @@ func nodeKind(n *yaml.Node) string {
 }
 
 func clone(p []any) []any { return append([]any(nil), p...) }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // Describe lists the documented keys of a config struct type, nested
 // keys with dotted names (inputs[].tensor), as the reference shows them.
