@@ -25,6 +25,10 @@ import (
 const (
 	JSON = "json"
 	Avro = "avro"
+	// ConfluentAvro is the Avro binary encoding framed as Confluent's
+	// serializers write it: a zero magic byte, the writer schema's 4-byte
+	// big-endian registry id, then the body. Reading needs a Registry.
+	ConfluentAvro = "confluent-avro"
 )
 
 // Error is an event that does not fit the schema: Field is the path of the
@@ -49,37 +53,64 @@ type Codec struct {
 	named  map[string]any // named types by full name
 	avro   *goavro.Codec
 	name   string
+	schema string // the record schema's JSON
+
+	confluent *confluent // confluent-avro only
+}
+
+// Option configures a Codec.
+type Option func(*Codec)
+
+// WithRegistry gives a confluent-avro codec its schema registry and the
+// subject its Encode registers the schema under (TopicNameStrategy:
+// "<topic>-value").
+func WithRegistry(r Registry, subject string) Option {
+	return func(c *Codec) { c.confluent = &confluent{reg: r, subject: subject, writers: map[int]*writer{}} }
 }
 
 // New returns a codec for events of the record schema (JSON) in format.
 // A strict codec refuses fields the schema does not have; otherwise they
 // are dropped.
-func New(format, schemaJSON string, strict bool) (*Codec, error) {
+func New(format, schemaJSON string, strict bool, opts ...Option) (*Codec, error) {
 	var root any
 	if err := json.Unmarshal([]byte(schemaJSON), &root); err != nil {
 		return nil, fmt.Errorf("schema is not JSON: %w", err)
 	}
-	c := &Codec{format: format, strict: strict, root: root, named: map[string]any{}}
+	c := &Codec{format: format, strict: strict, root: root, named: map[string]any{}, schema: schemaJSON}
+	for _, o := range opts {
+		o(c)
+	}
 	c.collect(root, "")
 	if m, ok := root.(map[string]any); ok {
 		c.name = fullName(m, "")
 	}
 	switch format {
 	case JSON:
-	case Avro:
+	case Avro, ConfluentAvro:
 		a, err := goavro.NewCodec(schemaJSON)
 		if err != nil {
 			return nil, err
 		}
 		c.avro = a
+		if format == ConfluentAvro && c.confluent == nil {
+			return nil, errors.New("format confluent-avro needs a schema registry: give --schema-registry http://host:8081 (or FLEXIFLOW_SCHEMA_REGISTRY)")
+		}
 	default:
-		return nil, fmt.Errorf("event format %q is not known; use json or avro", format)
+		return nil, fmt.Errorf("event format %q is not known; use json, avro or confluent-avro", format)
 	}
 	return c, nil
 }
 
-// Decode reads one event.
+// Format is the codec's format.
+func (c *Codec) Format() string { return c.format }
+
+// Decode reads one event. An *Error is the event's fault; for
+// confluent-avro any other error is the registry failing to answer, and
+// the same event may be read once it does.
 func (c *Codec) Decode(value []byte) (map[string]any, error) {
+	if c.format == ConfluentAvro {
+		return c.decodeConfluent(value)
+	}
 	if c.format == Avro {
 		v, rest, err := c.avro.NativeFromBinary(value)
 		if err != nil {
@@ -110,8 +141,12 @@ func (c *Codec) Decode(value []byte) (map[string]any, error) {
 	return rec, nil
 }
 
-// Encode writes one record.
+// Encode writes one record. For confluent-avro the first call registers
+// the schema (see Prepare).
 func (c *Codec) Encode(rec map[string]any) ([]byte, error) {
+	if c.format == ConfluentAvro {
+		return c.encodeConfluent(rec)
+	}
 	if c.format == Avro {
 		return c.avro.BinaryFromNative(nil, rec)
 	}
