@@ -29,6 +29,9 @@ type Event struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	// Input, when the workflow's sink includes inputs, is the record the
+	// first step read, in the Avro binary encoding of its input schema.
+	Input []byte
 }
 
 // Header is one Kafka record header.
@@ -190,7 +193,11 @@ func eventsNative(evs []Event) []any {
 		for j, h := range e.Headers {
 			hs[j] = map[string]any{"key": h.Key, "value": h.Value}
 		}
-		out[i] = map[string]any{"key": key, "headers": hs, "topic": e.Topic, "partition": e.Partition, "offset": e.Offset}
+		var input any
+		if e.Input != nil {
+			input = map[string]any{"bytes": e.Input}
+		}
+		out[i] = map[string]any{"key": key, "headers": hs, "topic": e.Topic, "partition": e.Partition, "offset": e.Offset, "input": input}
 	}
 	return out
 }
@@ -202,6 +209,9 @@ func eventFromNative(m map[string]any) Event {
 		if e.Key == nil {
 			e.Key = []byte{}
 		}
+	}
+	if in, ok := m["input"].(map[string]any); ok {
+		e.Input, _ = in["bytes"].([]byte)
 	}
 	for _, h := range asList(m["headers"]) {
 		hm := h.(map[string]any)

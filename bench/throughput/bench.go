@@ -516,11 +516,11 @@ func edgesSetup(o Options, prefix string) (*setup, error) {
 		topics: append(wf.AllTopics(), wf.Topics.State), commits: func() int64 { return 0 }}
 	s.run = func(ctx context.Context, c int) error {
 		instance := fmt.Sprintf("bench-%d", c)
-		g, err := edge.NewIngest(wf, step.In)
+		g, err := edge.NewIngest(wf, step.In, nil)
 		if err != nil {
 			return err
 		}
-		e, err := edge.NewEgress(wf, step.Out)
+		e, err := edge.NewEgress(wf, step.In, step.Out, nil)
 		if err != nil {
 			return err
 		}

@@ -98,6 +98,7 @@ func configure(root *cobra.Command, g *globals) {
 	c := &g.clickhouse
 	pf.StringVar(&c.caFile, "clickhouse-tls-ca", "", "PEM file of the CA that signed ClickHouse's certificate; connects over TLS (a public CA needs only ?secure=true in the DSN)")
 	pf.StringVar(&c.passwordFile, "clickhouse-password-file", "", "file holding the ClickHouse password (e.g. a mounted secret), so the DSN carries none; "+envClickHousePassword+" works too")
+	g.registry.add(pf)
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		warnUnknownEnv(cmd.ErrOrStderr(), root, os.Environ())
 		if err := applyLayers(cmd, root, configPath, os.LookupEnv); err != nil {
@@ -366,8 +367,8 @@ func checkRanges(cmd *cobra.Command) error {
 
 // otherEnv are the FLEXIFLOW_ variables that are not flags: secrets, and
 // the test suite's own settings.
-var otherEnv = []string{envSASLPassword, envClickHousePassword,
-	envPrefix + "KAFKA_BROKERS", envPrefix + "CHDB_PYTHON", envPrefix + "TEST_TOKEN", envPrefix + "IMAGE"}
+var otherEnv = []string{envSASLPassword, envClickHousePassword, envRegistryPassword, envRegistryToken,
+	envPrefix + "KAFKA_BROKERS", envPrefix + "REGISTRY_URL", envPrefix + "CHDB_PYTHON", envPrefix + "TEST_TOKEN", envPrefix + "IMAGE"}
 
 // warnUnknownEnv warns about FLEXIFLOW_ variables no flag reads, such as a
 // misspelt FLEXIFLOW_BROKRS, naming the closest real one.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/flexiflow/flexiflow/schemas/event"
 	"github.com/flexiflow/flexiflow/stages/edge"
 	"github.com/flexiflow/flexiflow/stream"
 )
@@ -18,14 +19,14 @@ type edgeRole struct {
 	name, short, long, example string
 	// start builds the role for the loaded workflow and returns its run
 	// function, the topics it needs, and a progress line.
-	start func(l *loaded) (run func(context.Context, stream.Config, string, *zap.Logger) error, topics []string, status func() string, err error)
+	start func(l *loaded, reg event.Registry) (run func(context.Context, stream.Config, string, *zap.Logger) error, topics []string, status func() string, err error)
 }
 
 var ingestRole = edgeRole{
 	name:  "ingest",
 	short: "Read the workflow's source topic of single events and batch them for its first step",
 	long: `Run the workflow's source on its own, for independent deployment: read
-single events from source.topic (json or avro), check each against
+single events from source.topic (json, avro or confluent-avro), check each against
 input_schema, group them per source partition, in order, into batches of
 up to source.batch.max_records and produce them to the first step's input
 topic, in one Kafka transaction with the consumed offsets. An event that
@@ -35,8 +36,8 @@ tombstone (a record without a value) is skipped and counted.
 
 "flexiflow run" starts ingest with the steps when the workflow has a source.`,
 	example: `  flexiflow ingest --workflow fraud.yaml --brokers kafka:9092`,
-	start: func(l *loaded) (func(context.Context, stream.Config, string, *zap.Logger) error, []string, func() string, error) {
-		g, err := edge.NewIngest(l.wf, l.steps[0].In)
+	start: func(l *loaded, reg event.Registry) (func(context.Context, stream.Config, string, *zap.Logger) error, []string, func() string, error) {
+		g, err := edge.NewIngest(l.wf, l.steps[0].In, reg)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -52,15 +53,15 @@ var egressRole = edgeRole{
 	short: "Write the workflow's delivered batches to its sink topic, one record per event",
 	long: `Run the workflow's sink on its own, for independent deployment: read the
 batches the last step delivered and write one record per event to
-sink.topic (json or avro), keyed by the event's original key, with its
+sink.topic (json, avro or confluent-avro), keyed by the event's original key, with its
 headers (traceparent included) and flexiflow-batch-id, flexiflow-models
 (step=model for each step) and flexiflow-source (topic/partition/offset),
 in one Kafka transaction with the consumed offsets.
 
 "flexiflow run" starts egress with the steps when the workflow has a sink.`,
 	example: `  flexiflow egress --workflow fraud.yaml --brokers kafka:9092`,
-	start: func(l *loaded) (func(context.Context, stream.Config, string, *zap.Logger) error, []string, func() string, error) {
-		e, err := edge.NewEgress(l.wf, l.steps[len(l.steps)-1].Out)
+	start: func(l *loaded, reg event.Registry) (func(context.Context, stream.Config, string, *zap.Logger) error, []string, func() string, error) {
+		e, err := edge.NewEgress(l.wf, l.steps[0].In, l.steps[len(l.steps)-1].Out, reg)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -91,7 +92,11 @@ func newEdgeCmd(g *globals, role edgeRole) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			run, topics, status, err := role.start(l)
+			reg, err := g.schemaRegistry(l.wf)
+			if err != nil {
+				return err
+			}
+			run, topics, status, err := role.start(l, reg)
 			if err != nil {
 				return err
 			}

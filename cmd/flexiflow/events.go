@@ -16,6 +16,7 @@ import (
 
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/schemas/event"
+	"github.com/flexiflow/flexiflow/stages/edge"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -112,7 +113,11 @@ func produceEvents(cmd *cobra.Command, g *globals, wfPath, brokers, from, key st
 	if err != nil {
 		return err
 	}
-	out, err := event.New(src.Format, l.steps[0].In.RecordSchema, src.Strict)
+	reg, err := g.schemaRegistry(l.wf)
+	if err != nil {
+		return err
+	}
+	out, err := edge.SourceCodec(src, l.steps[0].In.RecordSchema, reg)
 	if err != nil {
 		return err
 	}
@@ -202,7 +207,15 @@ newest.`,
 			if l.wf.Sink == nil {
 				return fmt.Errorf("workflow %q has no sink to read: add `sink: {topic: …, format: json}`", l.wf.Name)
 			}
-			codec, err := event.New(l.wf.Sink.Format, l.steps[len(l.steps)-1].Out.RecordSchema, false)
+			schema, err := edge.SinkSchema(l.wf.Sink, l.steps[0].In.RecordSchema, l.steps[len(l.steps)-1].Out.RecordSchema)
+			if err != nil {
+				return err
+			}
+			reg, err := g.schemaRegistry(l.wf)
+			if err != nil {
+				return err
+			}
+			codec, err := edge.SinkCodec(l.wf.Sink, schema, reg)
 			if err != nil {
 				return err
 			}

@@ -47,6 +47,7 @@ type globals struct {
 	connectTimeout time.Duration
 	kafka          kafkaFlags // TLS and SASL (config.go)
 	clickhouse     clickhouseFlags
+	registry       registryFlags // Schema Registry (registry.go)
 }
 
 func newRoot() *cobra.Command {

@@ -46,9 +46,17 @@ Examples:
 				return err
 			}
 			defer l.close()
+			schemaReg, err := g.schemaRegistry(l.wf)
+			if err != nil {
+				return err
+			}
 			reg := ops.NewRegistry()
 			metrics := stages.NewMetrics(reg)
-			pipe, err := pipeline.Start(cmd.Context(), l.steps, l.kafka, append(cf.pipelineOptions(createTopics, log, instance, metrics), pipeline.WithEdges())...)
+			opts := append(cf.pipelineOptions(createTopics, log, instance, metrics), pipeline.WithEdges())
+			if schemaReg != nil {
+				opts = append(opts, pipeline.WithRegistry(schemaReg))
+			}
+			pipe, err := pipeline.Start(cmd.Context(), l.steps, l.kafka, opts...)
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+
+	"github.com/flexiflow/flexiflow/stages/edge"
 )
 
 func newSchemaCmd(g *globals) *cobra.Command {
@@ -66,7 +68,11 @@ records. With --step, only that step's topics and the topic it writes.`,
 				}
 			}
 			if sk := l.wf.Sink; sk != nil && step == "" {
-				add([]string{sk.Topic}, "sink records", sk.Format, l.steps[len(l.steps)-1].Out.RecordSchema)
+				schema, err := edge.SinkSchema(sk, l.steps[0].In.RecordSchema, l.steps[len(l.steps)-1].Out.RecordSchema)
+				if err != nil {
+					return err
+				}
+				add([]string{sk.Topic}, "sink records", sk.Format, schema)
 			}
 			b, err := json.MarshalIndent(out, "", "  ")
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -24,6 +25,7 @@ type Ingest struct {
 	events *event.Codec
 	batch  *schemas.BatchCodec // the first step's input
 	in     string              // the first step's input topic
+	input  *goavro.Codec       // with the sink's include_input: encodes each event's record
 	now    func() time.Time
 
 	// Counts, for progress and tests.
@@ -31,16 +33,37 @@ type Ingest struct {
 }
 
 // NewIngest prepares the source of wf; first is the first step's input
-// codec.
-func NewIngest(wf *workflow.Workflow, first *schemas.BatchCodec) (*Ingest, error) {
+// codec, reg the schema registry (nil unless the source's format is
+// confluent-avro).
+func NewIngest(wf *workflow.Workflow, first *schemas.BatchCodec, reg event.Registry) (*Ingest, error) {
 	if wf.Source == nil {
 		return nil, fmt.Errorf("workflow %q has no source: add `source: {topic: …, format: json}` to read your own events", wf.Name)
 	}
-	codec, err := event.New(wf.Source.Format, first.RecordSchema, wf.Source.Strict)
+	codec, err := SourceCodec(wf.Source, first.RecordSchema, reg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Ingest{wf: wf, src: wf.Source, events: codec, batch: first, in: wf.Steps[0].Topics.In, now: time.Now}
+	if wf.Sink != nil && wf.Sink.IncludeInput {
+		if g.input, err = goavro.NewCodec(first.RecordSchema); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// SourceCodec is the codec of the source's events, of the first step's
+// input schema.
+func SourceCodec(src *workflow.Source, schema string, reg event.Registry) (*event.Codec, error) {
+	var opts []event.Option
+	if reg != nil {
+		opts = append(opts, event.WithRegistry(reg, src.Topic+"-value"))
+	}
+	codec, err := event.New(src.Format, schema, src.Strict, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	return &Ingest{wf: wf, src: wf.Source, events: codec, batch: first, in: wf.Steps[0].Topics.In, now: time.Now}, nil
+	return codec, nil
 }
 
 // Run ingests until ctx ends.
@@ -104,6 +127,11 @@ func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
 				continue
 			}
 			rec, err := g.events.Decode(r.Value)
+			if err != nil && !event.IsEventError(err) {
+				// The schema registry did not answer: nothing is the
+				// event's fault, so the poll is read again later.
+				return nil, fmt.Errorf("event %s/%d/%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
 			if err != nil {
 				out = append(out, g.deadLetter(r, err))
 				dead++
@@ -117,8 +145,14 @@ func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
 			if cur == nil {
 				cur = &schemas.Batch{ID: fmt.Sprintf("%s-%d-%d", r.Topic, r.Partition, r.Offset), Workflow: g.wf.Name, CreatedAtMs: g.now().UnixMilli()}
 			}
+			ev := eventOf(r)
+			if g.input != nil {
+				if ev.Input, err = g.input.BinaryFromNative(nil, rec); err != nil {
+					return nil, fmt.Errorf("event %s/%d/%d: encoding its record for the sink's include_input: %w", r.Topic, r.Partition, r.Offset, err)
+				}
+			}
 			cur.Records = append(cur.Records, rec)
-			cur.Events = append(cur.Events, eventOf(r))
+			cur.Events = append(cur.Events, ev)
 			size += n
 			events++
 		}

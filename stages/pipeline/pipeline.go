@@ -10,6 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/schemas/event"
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/edge"
 	"github.com/flexiflow/flexiflow/stream"
@@ -44,11 +46,15 @@ type options struct {
 	instance        string
 	stopTimeout     time.Duration
 	edges           bool
+	registry        event.Registry
 }
 
 // WithEdges also runs the workflow's source (ingest) and sink (egress),
 // where it has them and the steps include its first or last step.
 func WithEdges() Opt { return func(o *options) { o.edges = true } }
+
+// WithRegistry is the schema registry a confluent-avro source or sink uses.
+func WithRegistry(r event.Registry) Opt { return func(o *options) { o.registry = r } }
 
 // Replicas starts n consumers per step in this process (default 1).
 func Replicas(n int) Opt { return func(o *options) { o.replicas = n } }
@@ -189,7 +195,7 @@ func (p *Pipeline) startEdges(ctx context.Context, steps []*stages.Step, kafka s
 		}()
 	}
 	if first := steps[0]; wf.Source != nil && first.Spec.Index == 0 {
-		g, err := edge.NewIngest(wf, first.In)
+		g, err := edge.NewIngest(wf, first.In, o.registry)
 		if err != nil {
 			return err
 		}
@@ -197,7 +203,11 @@ func (p *Pipeline) startEdges(ctx context.Context, steps []*stages.Step, kafka s
 		run("ingest", func(ctx context.Context) error { return g.Run(ctx, kafka, o.instance+"-ingest", o.log) })
 	}
 	if last := steps[len(steps)-1]; wf.Sink != nil && last.Spec.Index == len(wf.Steps)-1 {
-		e, err := edge.NewEgress(wf, last.Out)
+		var firstIn *schemas.BatchCodec
+		if steps[0].Spec.Index == 0 {
+			firstIn = steps[0].In
+		}
+		e, err := edge.NewEgress(wf, firstIn, last.Out, o.registry)
 		if err != nil {
 			return err
 		}

@@ -21,7 +21,9 @@ import (
 )
 
 // Func turns one poll's records into the records to produce. An error
-// aborts the transaction: the records are read again.
+// aborts the transaction: the records are read again, after a backoff
+// that grows while the errors go on (a schema registry that is down
+// pauses the relay; it does not spin).
 type Func func(recs []*kgo.Record) ([]*kgo.Record, error)
 
 // Config is one relay.
@@ -80,6 +82,7 @@ func session(ctx context.Context, c Config, fn Func) error {
 		return fmt.Errorf("group %s: %w", c.Group, err)
 	}
 	defer sess.Close()
+	pause := stream.NewBackoff(250*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
 		fetches := sess.PollRecords(ctx, c.MaxRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -103,8 +106,16 @@ func session(ctx context.Context, c Config, fn Func) error {
 		if len(recs) == 0 {
 			continue
 		}
-		if err := transact(ctx, c, sess, recs, fn); err != nil {
+		fnFailed, err := transact(ctx, c, sess, recs, fn)
+		if err != nil {
 			return err
+		}
+		if !fnFailed {
+			pause.Reset()
+			continue
+		}
+		if stream.Sleep(ctx, pause.Next()) != nil {
+			return nil
 		}
 	}
 	return nil
@@ -120,9 +131,11 @@ func fetchErr(f kgo.Fetches) error {
 	return errors.Join(errs...)
 }
 
-func transact(ctx context.Context, c Config, sess *kgo.GroupTransactSession, recs []*kgo.Record, fn Func) error {
+// transact runs fn over recs in one transaction; fnFailed reports that
+// fn's error aborted it.
+func transact(ctx context.Context, c Config, sess *kgo.GroupTransactSession, recs []*kgo.Record, fn Func) (fnFailed bool, err error) {
 	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("beginning a transaction: %w", err)
+		return false, fmt.Errorf("beginning a transaction: %w", err)
 	}
 	out, fnErr := fn(recs)
 	var produceErr atomic.Value
@@ -145,10 +158,10 @@ func transact(ctx context.Context, c Config, sess *kgo.GroupTransactSession, rec
 	}
 	committed, err := sess.End(endCtx, commit)
 	if errors.Is(err, kerr.ProducerFenced) {
-		return fmt.Errorf("group %s: transactional id %s was fenced: another consumer with the same instance name took over; give each its own --instance-id: %w", c.Group, c.TxnID, err)
+		return false, fmt.Errorf("group %s: transactional id %s was fenced: another consumer with the same instance name took over; give each its own --instance-id: %w", c.Group, c.TxnID, err)
 	}
 	if err != nil {
-		return fmt.Errorf("group %s: ending a transaction: %w", c.Group, err)
+		return false, fmt.Errorf("group %s: ending a transaction: %w", c.Group, err)
 	}
 	if !committed {
 		if fnErr != nil {
@@ -156,10 +169,10 @@ func transact(ctx context.Context, c Config, sess *kgo.GroupTransactSession, rec
 		} else if pe := produceErr.Load(); pe != nil {
 			c.Log.Warn("transaction aborted; its records will be read again", zap.String("group", c.Group), zap.Error(pe.(error)))
 		}
-		return nil
+		return fnErr != nil, nil
 	}
 	if c.Committed != nil {
 		c.Committed(len(recs), len(out))
 	}
-	return nil
+	return false, nil
 }

@@ -63,7 +63,7 @@ const (
 // for the first step.
 type Source struct {
 	Topic  string      `yaml:"topic" required:"true" doc:"The topic of events to read."`
-	Format string      `yaml:"format" default:"json" doc:"json (one JSON object per record) or avro (the Avro binary encoding of input_schema, no framing)."`
+	Format string      `yaml:"format" default:"json" doc:"json (one JSON object per record), avro (the Avro binary encoding of input_schema, no framing) or confluent-avro (Confluent's framing: a zero byte and the writer schema's registry id, then the Avro body; the writer schema is fetched from --schema-registry and resolved against input_schema, so a field added with a default or removed still reads)."`
 	Strict bool        `yaml:"strict" default:"false" doc:"Refuse events with fields input_schema does not have (else they are dropped)."`
 	Batch  SourceBatch `yaml:"batch" doc:"How events are grouped into the first step's batches, per source partition and in order."`
 	DLQ    string      `yaml:"dlq" default:"<workflow>.source.dlq" doc:"Events that cannot be read, with the reason in the flexiflow-error header and the original bytes, key and headers."`
@@ -79,9 +79,10 @@ type SourceBatch struct {
 
 // Sink writes one record per delivered event to a topic of the user's.
 type Sink struct {
-	Topic  string `yaml:"topic" required:"true" doc:"The topic results go to, one record per event."`
-	Format string `yaml:"format" default:"json" doc:"json or avro (the Avro binary encoding of the last step's output schema, no framing)."`
-	Group  string `yaml:"-"` // consumer group: <workflow>.sink
+	Topic        string `yaml:"topic" required:"true" doc:"The topic results go to, one record per event."`
+	Format       string `yaml:"format" default:"json" doc:"json, avro (the Avro binary encoding of the last step's output schema, no framing) or confluent-avro (the schema registered under <topic>-value in --schema-registry, records in Confluent's framing)."`
+	IncludeInput bool   `yaml:"include_input" default:"false" doc:"Write each event's input and output together: {\"input\": the record the first step read, \"output\": the last step's record} (in Avro, a record flexiflow.sink.Result of the two)."`
+	Group        string `yaml:"-"` // consumer group: <workflow>.sink
 }
 
 // Topics names a workflow's workflow-wide topics.
@@ -406,11 +407,9 @@ func (w *Workflow) checkSourceSink(bad func([]any, string, ...any)) {
 		switch *f {
 		case "":
 			*f = FormatJSON
-		case FormatJSON, FormatAvro:
-		case FormatConfluentAvro:
-			bad(path, "%s format %s needs a schema registry, which this version cannot reach yet; use json or avro", role, *f)
+		case FormatJSON, FormatAvro, FormatConfluentAvro:
 		default:
-			bad(path, "%s format %q is not known; use json or avro", role, *f)
+			bad(path, "%s format %q is not known; use json, avro or confluent-avro", role, *f)
 		}
 	}
 	if src := w.Source; src != nil {
