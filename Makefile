@@ -7,11 +7,12 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 KAFKA := deploy/kafka/kafka.sh
 MLSERVER := deploy/mlserver/mlserver.sh
 CHDB := deploy/clickhouse/chdb.sh
+REGISTRY := deploy/registry/registry.sh
 KAFKA_BROKERS ?= 127.0.0.1:19092
 
 FUZZTIME ?= 15s
 
-.PHONY: build demo docs test vet lint fuzz fmt bench clean kafka-up kafka-down mlserver-up mlserver-down chdb image deploy-check
+.PHONY: build demo docs test vet lint fuzz fmt bench clean kafka-up kafka-down mlserver-up mlserver-down registry-up registry-down chdb image deploy-check
 
 build: ## build the one binary into bin/flexiflow
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/flexiflow
@@ -57,6 +58,12 @@ mlserver-up: ## start the real model server the served-model tests use (idempote
 mlserver-down:
 	@bash $(MLSERVER) down
 
+registry-up: ## start the real Schema Registry (Apicurio, built from Maven Central) the confluent-avro tests use (idempotent)
+	@bash $(REGISTRY) up
+
+registry-down:
+	@bash $(REGISTRY) down
+
 image: ## build the container image (needs a Docker engine)
 	docker build -t flexiflow:$(VERSION) --build-arg VERSION=$(VERSION) .
 
@@ -64,8 +71,9 @@ deploy-check: ## compose, Dockerfile and Kubernetes checks (no Docker or cluster
 	cd deploy && $(GO) test -count=1 -run 'TestCompose|TestDockerfile|TestKubernetes|TestKustomize' ./...
 
 # The test suite: vet, lint, fuzz, then every package's tests against real components:
-# the embedded broker always, a real Apache Kafka broker and a real MLServer
-# (each started here if it is not running, and stopped again afterwards), and
+# the embedded broker always, a real Apache Kafka broker, a real MLServer and a
+# real Schema Registry (Apicurio's Confluent API) (each started here if it is
+# not running, and stopped again afterwards), and
 # the ClickHouse engine (chDB, installed into .cache once); then the deploy
 # module's tests (deploy/ has its own go.mod). Prints go test's package lines,
 # any failure in full, and a final "N passed, N failed, N skipped" over both
@@ -77,7 +85,8 @@ test: vet lint fuzz
 	@set -o pipefail; \
 	if bash $(KAFKA) status >/dev/null 2>&1; then started=; else bash $(KAFKA) up || exit 1; started=1; fi; \
 	if bash $(MLSERVER) status >/dev/null 2>&1; then mls_started=; else bash $(MLSERVER) up || [ "$$CI" != true ] || exit 1; mls_started=1; fi; \
-	( FLEXIFLOW_CHDB_PYTHON=$(CURDIR)/.cache/chdb/venv/bin/python FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1; root=$$?; \
+	if bash $(REGISTRY) status >/dev/null 2>&1; then reg_started=; else bash $(REGISTRY) up || [ "$$CI" != true ] || exit 1; reg_started=1; fi; \
+	( FLEXIFLOW_REGISTRY_URL=$$(bash $(REGISTRY) url) FLEXIFLOW_CHDB_PYTHON=$(CURDIR)/.cache/chdb/venv/bin/python FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1; root=$$?; \
 	  $(GO) test -count=1 -v -tags plot -run 'TestWriteSeries' ./bandit/sim/ 2>&1 || root=1; \
 	  cd deploy && $(GO) test -count=1 -v -timeout 10m ./... 2>&1; deploy=$$?; \
 	  [ $$root -ne 0 ] && exit $$root; exit $$deploy ) | tee .cache/test.log \
@@ -88,6 +97,7 @@ test: vet lint fuzz
 	skipped=$$(grep -cE '^\s*--- SKIP' .cache/test.log); \
 	if [ -n "$$started" ]; then bash $(KAFKA) down >/dev/null; fi; \
 	if [ -n "$$mls_started" ]; then bash $(MLSERVER) down >/dev/null; fi; \
+	if [ -n "$$reg_started" ]; then bash $(REGISTRY) down >/dev/null; fi; \
 	echo "$$passed passed, $$failed failed, $$skipped skipped"; \
 	if [ "$$status" -ne 0 ] && [ "$$failed" -eq 0 ]; then \
 	  echo "no test failed, but a package did not build or stopped before its tests (FAIL lines above; all output in .cache/test.log)"; fi; \

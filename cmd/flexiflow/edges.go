@@ -4,22 +4,35 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/schemas/event"
 	"github.com/flexiflow/flexiflow/stages/edge"
+	"github.com/flexiflow/flexiflow/stages/ops"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
 // edgeRole is what ingest and egress differ in.
 type edgeRole struct {
 	name, short, long, example string
-	// start builds the role for the loaded workflow and returns its run
-	// function, the topics it needs, and a progress line.
-	start func(l *loaded, reg event.Registry) (run func(context.Context, stream.Config, string, *zap.Logger) error, topics []string, status func() string, err error)
+	// start builds the role for the loaded workflow.
+	start func(l *loaded, reg event.Registry) (*edgeRun, error)
+}
+
+// edgeRun is a role built for a workflow: its run function, the topics it
+// needs, a progress line, and its counts (exported on /metrics as
+// flexiflow_<role>_<name>_total).
+type edgeRun struct {
+	run    func(context.Context, stream.Config, string, *zap.Logger) error
+	topics []string
+	status func() string
+	counts map[string]*atomic.Int64
 }
 
 var ingestRole = edgeRole{
@@ -36,15 +49,16 @@ tombstone (a record without a value) is skipped and counted.
 
 "flexiflow run" starts ingest with the steps when the workflow has a source.`,
 	example: `  flexiflow ingest --workflow fraud.yaml --brokers kafka:9092`,
-	start: func(l *loaded, reg event.Registry) (func(context.Context, stream.Config, string, *zap.Logger) error, []string, func() string, error) {
+	start: func(l *loaded, reg event.Registry) (*edgeRun, error) {
 		g, err := edge.NewIngest(l.wf, l.steps[0].In, reg)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		status := func() string {
 			return fmt.Sprintf("%d events in %d batches, %d dead-lettered, %d tombstones skipped", g.Events.Load(), g.Batches.Load(), g.DeadLetters.Load(), g.Tombstones.Load())
 		}
-		return g.Run, []string{l.wf.Source.Topic, l.wf.Source.DLQ, l.wf.Steps[0].Topics.In}, status, nil
+		return &edgeRun{run: g.Run, topics: []string{l.wf.Source.Topic, l.wf.Source.DLQ, l.wf.Steps[0].Topics.In}, status: status,
+			counts: map[string]*atomic.Int64{"events": &g.Events, "batches": &g.Batches, "dead_letters": &g.DeadLetters, "tombstones": &g.Tombstones}}, nil
 	},
 }
 
@@ -60,20 +74,21 @@ in one Kafka transaction with the consumed offsets.
 
 "flexiflow run" starts egress with the steps when the workflow has a sink.`,
 	example: `  flexiflow egress --workflow fraud.yaml --brokers kafka:9092`,
-	start: func(l *loaded, reg event.Registry) (func(context.Context, stream.Config, string, *zap.Logger) error, []string, func() string, error) {
+	start: func(l *loaded, reg event.Registry) (*edgeRun, error) {
 		e, err := edge.NewEgress(l.wf, l.steps[0].In, l.steps[len(l.steps)-1].Out, reg)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		status := func() string {
 			return fmt.Sprintf("%d batches written as %d records", e.Batches.Load(), e.Events.Load())
 		}
-		return e.Run, []string{l.wf.Topics.Out, l.wf.Sink.Topic}, status, nil
+		return &edgeRun{run: e.Run, topics: []string{l.wf.Topics.Out, l.wf.Sink.Topic}, status: status,
+			counts: map[string]*atomic.Int64{"batches": &e.Batches, "records": &e.Events}}, nil
 	},
 }
 
 func newEdgeCmd(g *globals, role edgeRole) *cobra.Command {
-	var wfPath, brokers, instance string
+	var wfPath, brokers, instance, metricsAddr string
 	var createTopics bool
 	var every time.Duration
 	cmd := &cobra.Command{
@@ -96,7 +111,7 @@ func newEdgeCmd(g *globals, role edgeRole) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			run, topics, status, err := role.start(l, reg)
+			er, err := role.start(l, reg)
 			if err != nil {
 				return err
 			}
@@ -105,9 +120,9 @@ func newEdgeCmd(g *globals, role edgeRole) *cobra.Command {
 			}
 			defer l.close()
 			if createTopics {
-				err = stream.EnsureTopics(cmd.Context(), l.kafka, l.wf.Partitions, topics...)
+				err = stream.EnsureTopics(cmd.Context(), l.kafka, l.wf.Partitions, er.topics...)
 			} else {
-				err = stream.CheckTopics(cmd.Context(), l.kafka, topics...)
+				err = stream.CheckTopics(cmd.Context(), l.kafka, er.topics...)
 			}
 			if err != nil {
 				return err
@@ -115,17 +130,30 @@ func newEdgeCmd(g *globals, role edgeRole) *cobra.Command {
 			if instance == "" {
 				instance = hostname()
 			}
+			var running atomic.Bool
+			if metricsAddr != "" {
+				mreg := ops.NewRegistry()
+				for name, c := range er.counts {
+					mreg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+						Name: "flexiflow_" + role.name + "_" + name + "_total", Help: role.name + " " + strings.ReplaceAll(name, "_", " ") + " so far",
+					}, func() float64 { return float64(c.Load()) }))
+				}
+				if _, err := ops.Serve(cmd.Context(), metricsAddr, mreg, running.Load, log); err != nil {
+					return err
+				}
+			}
 			done := make(chan error, 1)
-			go func() { done <- run(cmd.Context(), l.kafka, instance+"-"+role.name, log) }()
+			running.Store(true) // its topics exist and the relay starts now
+			go func() { done <- er.run(cmd.Context(), l.kafka, instance+"-"+role.name, log) }()
 			tick := time.NewTicker(every)
 			defer tick.Stop()
 			for {
 				select {
 				case err := <-done:
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s stopped: %s\n", role.name, status())
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s stopped: %s\n", role.name, er.status())
 					return err
 				case <-tick.C:
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", role.name, status())
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", role.name, er.status())
 				}
 			}
 		},
@@ -136,6 +164,7 @@ func newEdgeCmd(g *globals, role edgeRole) *cobra.Command {
 	f.StringVar(&instance, "instance-id", "", "this process's name among the role's consumers (default: host name); give each process its own")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count (false: fail naming them)")
 	f.DurationVar(&every, "progress-every", 10*time.Second, "print counts this often")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics (flexiflow_"+role.name+"_*_total), /healthz and /readyz on this host:port (empty: off)")
 	_ = cmd.MarkFlagRequired("workflow")
 	_ = cmd.MarkFlagRequired("brokers")
 	return cmd
