@@ -45,7 +45,9 @@ const digitImageV2 = `{"type":"record","name":"DigitImage","namespace":"camera.v
 func demoWithEdges(t *testing.T, name, format string, includeInput bool) string {
 	t.Helper()
 	y := strings.Replace(string(demo.WorkflowYAML()), "workflow: digits\n", "workflow: "+name+"\n", 1)
-	y = y[:strings.Index(y, "\nsource:")] // the demo's own source and sink, replaced below
+	if i := strings.Index(y, "\nsource:"); i >= 0 {
+		y = y[:i] // the demo's own source and sink, replaced below
+	}
 	y += fmt.Sprintf("\nsource: {topic: %s.events, format: %s, batch: {max_records: 32, linger: 50ms}}\nsink: {topic: %s.results, format: %s, include_input: %v}\n", name, format, name, format, includeInput)
 	path := filepath.Join(t.TempDir(), "workflow.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {

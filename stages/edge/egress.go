@@ -151,7 +151,7 @@ func (e *Egress) Run(ctx context.Context, kafka stream.Config, instance string, 
 		wait := backoff.Next()
 		log.Warn("the sink's schema is not registered yet; trying again", zap.Error(err), zap.Duration("backoff", wait))
 		if stream.Sleep(ctx, wait) != nil {
-			return nil
+			return nil //nolint:nilerr // stopped while waiting for the registry: a clean stop
 		}
 	}
 	return relay.Run(ctx, relay.Config{
