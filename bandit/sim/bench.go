@@ -32,7 +32,7 @@ func factory(name string, sc *Scenario) (Factory, error) {
 		// The simulated cost is model latency alone: no retry-hop overhead.
 		return mk(name, bandit.Params{"overhead_ms": 0}), nil
 	case "static-best":
-		return mk(name, bandit.Params{"warmup": math.Max(1, float64(sc.Batches)/20)}), nil
+		return mk(name, bandit.Params{"warmup": math.Max(1, math.Floor(float64(sc.Batches)/20))}), nil
 	case "random", "epsilon-greedy", "ucb1", "sw-ucb", "cascade-ucb":
 		return mk(name, nil), nil
 	}

@@ -18,7 +18,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Benchmarks that print figures anyone can rerun",
 	}
-	cmd.AddCommand(newBenchBanditCmd(), newBenchThroughputCmd(g))
+	cmd.AddCommand(newBenchBanditCmd(), newBenchThroughputCmd(g), newBenchReplayCmd(), newBenchOutcomesCmd())
 	return cmd
 }
 

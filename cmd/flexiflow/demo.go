@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/flexiflow/flexiflow/bandit"
 	"github.com/flexiflow/flexiflow/examples/demo"
 )
 
@@ -39,7 +41,11 @@ Examples:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printWorkflow {
-				_, err := cmd.OutOrStdout().Write(demo.WorkflowYAML())
+				text := demo.WorkflowYAML()
+				if o.Trap {
+					text = demo.TrapWorkflowYAML()
+				}
+				_, err := cmd.OutOrStdout().Write(text)
 				return err
 			}
 			if o.Batches < 1 {
@@ -92,6 +98,8 @@ Examples:
 	f.StringVar(&clickhouseDSN, "clickhouse", "", "also store every trace in ClickHouse (clickhouse://USER:PASSWORD@HOST:9000/DB; the schema is applied)")
 	f.StringVar(&summaryJSON, "summary-json", "", "also write the summary as JSON to this file")
 	f.BoolVar(&printWorkflow, "print-workflow", false, "print the demo's workflow file and exit")
+	f.BoolVar(&o.Trap, "workflow-trap", false, "run the trap workflow: denoise checks only the pixel range, so its cheapest model always passes there and hurts classify in the noisy phases")
+	f.StringVar(&o.Policy, "policy", "", "rank every step's models with this policy instead of the workflow's ("+strings.Join(bandit.Names(), ", ")+")")
 	f.DurationVar(&o.Timeout, "timeout", 0, "give up if the batches have not all finished by then (default 10m)")
 	return cmd
 }

@@ -4,19 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/flexiflow/flexiflow/bandit"
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/ops"
 	"github.com/flexiflow/flexiflow/stages/pipeline"
+	"github.com/flexiflow/flexiflow/stages/workflow"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
 	var brokers string
-	var instance, metricsAddr, clickhouseDSN string
+	var instance, metricsAddr, clickhouseDSN, policy string
 	var createTopics bool
 	var cf consumerFlags
 	cmd := &cobra.Command{
@@ -41,7 +44,11 @@ Examples:
 				return err
 			}
 			defer log.Sync()
-			l, err := load(cmd.Context(), g, args[0], brokers, true, log)
+			var edits []func(*workflow.Workflow) error
+			if policy != "" {
+				edits = append(edits, func(wf *workflow.Workflow) error { return wf.SetPolicy(policy) })
+			}
+			l, err := load(cmd.Context(), g, args[0], brokers, true, log, edits...)
 			if err != nil {
 				return err
 			}
@@ -88,6 +95,7 @@ Examples:
 	f := cmd.Flags()
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port]; empty starts the embedded broker")
 	f.StringVar(&clickhouseDSN, "clickhouse", "", "also run the trace sink into this ClickHouse (clickhouse://USER:PASSWORD@HOST:9000/DB; run flexiflow migrate first)")
+	f.StringVar(&policy, "policy", "", "rank every step's models with this policy instead of the workflow's ("+strings.Join(bandit.Names(), ", ")+")")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
 	cf.add(f, "per step")

@@ -26,7 +26,9 @@ type loaded struct {
 
 // compile reads and compiles the workflow at path ("" means the demo's)
 // against the binary's model kinds; log receives the models' events.
-func compile(path string, log *zap.Logger) (*loaded, error) {
+// edits, when given, change the parsed workflow before it compiles (run
+// --policy).
+func compile(path string, log *zap.Logger, edits ...func(*workflow.Workflow) error) (*loaded, error) {
 	var wf *workflow.Workflow
 	var err error
 	if path == "" {
@@ -36,6 +38,11 @@ func compile(path string, log *zap.Logger) (*loaded, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, edit := range edits {
+		if err := edit(wf); err != nil {
+			return nil, err
+		}
 	}
 	b, err := newBuiltins()
 	if err != nil {
@@ -73,8 +80,8 @@ func (l *loaded) connect(ctx context.Context, g *globals, brokers string, embedd
 }
 
 // load compiles the workflow and connects.
-func load(ctx context.Context, g *globals, path, brokers string, embedded bool, log *zap.Logger) (*loaded, error) {
-	l, err := compile(path, log)
+func load(ctx context.Context, g *globals, path, brokers string, embedded bool, log *zap.Logger, edits ...func(*workflow.Workflow) error) (*loaded, error) {
+	l, err := compile(path, log, edits...)
 	if err != nil {
 		return nil, err
 	}

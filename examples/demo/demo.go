@@ -25,6 +25,19 @@ import (
 //go:embed digits.yaml
 var workflowYAML []byte
 
+//go:embed digits-trap.yaml
+var trapYAML []byte
+
+// TrapWorkflowFile names the built-in trap workflow (demo --workflow-trap).
+const TrapWorkflowFile = "digits-trap.yaml (built in; print it with flexiflow demo --workflow-trap --print-workflow)"
+
+// TrapWorkflowYAML returns the trap workflow file's text: the demo's steps
+// with a denoise check that passthrough always passes.
+func TrapWorkflowYAML() []byte { return append([]byte(nil), trapYAML...) }
+
+// TrapWorkflow parses the trap workflow.
+func TrapWorkflow() (*workflow.Workflow, error) { return workflow.Parse(TrapWorkflowFile, trapYAML) }
+
 // WorkflowFile is how error messages and the CLI name the built-in workflow.
 const WorkflowFile = "digits.yaml (built in; print it with flexiflow demo --print-workflow)"
 
@@ -154,6 +167,13 @@ func NewProducer(ds *digits.Dataset, wf *workflow.Workflow, reg *schemas.Registr
 		return nil, err
 	}
 	return &Producer{ds: ds, wf: wf, codec: codec, size: size, seed: seed}, nil
+}
+
+// Records builds batch i of a run of total batches: the records Encode
+// would write.
+func (p *Producer) Records(i, total int) []models.Record {
+	_, recs := p.ds.MakeBatch(rand.New(rand.NewPCG(p.seed, uint64(i))), i, total, p.size)
+	return recs
 }
 
 // Encode builds and encodes batch i of a run of total batches. The same

@@ -44,6 +44,10 @@ type Options struct {
 	// a live stream; 0 keeps the default, a negative value disables it.
 	Window int
 	Log    *zap.Logger
+	// Trap runs the trap workflow (digits-trap.yaml) instead of digits.yaml.
+	Trap bool
+	// Policy, when set, makes every step rank with this policy.
+	Policy string
 }
 
 func (o *Options) defaults() {
@@ -77,12 +81,21 @@ func (o *Options) defaults() {
 func Run(ctx context.Context, o Options) (*summary.Report, error) {
 	o.defaults()
 	start := time.Now()
-	wf, err := Workflow()
-	if o.Name != "" {
-		wf, err = workflow.Parse(WorkflowFile, regexp.MustCompile(`(?m)^workflow: digits$`).ReplaceAll(workflowYAML, []byte("workflow: "+o.Name)))
+	file, text := WorkflowFile, workflowYAML
+	if o.Trap {
+		file, text = TrapWorkflowFile, trapYAML
 	}
+	if o.Name != "" {
+		text = regexp.MustCompile(`(?m)^workflow: digits(-trap)?$`).ReplaceAll(text, []byte("workflow: "+o.Name))
+	}
+	wf, err := workflow.Parse(file, text)
 	if err != nil {
 		return nil, err
+	}
+	if o.Policy != "" {
+		if err := wf.SetPolicy(o.Policy); err != nil {
+			return nil, err
+		}
 	}
 	c, err := Compile(wf)
 	if err != nil {

@@ -639,3 +639,18 @@ func NodeLine(n *yaml.Node, path ...any) int {
 	}
 	return line
 }
+
+// SetPolicy makes every step rank its models with the named policy (its
+// default parameters; a step that already names it keeps its own), so the
+// same stream can be run under each policy (demo --policy, run --policy).
+func (w *Workflow) SetPolicy(name string) error {
+	if err := bandit.Check(name, nil); err != nil {
+		return fmt.Errorf("--policy %s: %w", name, err)
+	}
+	for _, s := range w.Steps {
+		if s.Policy.Name != name {
+			s.Policy.Name, s.Policy.Params = name, nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flexiflow/flexiflow/stages/models"
+)
+
+// Attempt is what one model of a step did with one batch, as a stage would
+// judge it: its output, whether the step's assertions pass it, and what the
+// attempt costs the bandit (Slot.Cost).
+type Attempt struct {
+	Out    []models.Record
+	Passed bool
+	Cost   float64
+	Reason string // why it did not pass
+}
+
+// Try runs model m of the step on in outside any stage, the way a stage
+// runs an attempt (the model's middleware, then the assertions), for
+// offline evaluation: recording what every model would have done on a
+// stream (flexiflow bench outcomes). A model error is an attempt that did
+// not pass; only ctx ending is an error.
+func (s *Step) Try(ctx context.Context, m int, in []models.Record) (Attempt, error) {
+	if m < 0 || m >= len(s.Models) {
+		return Attempt{}, fmt.Errorf("step %s has no model %d", s.Spec.Name, m)
+	}
+	slot := s.Models[m]
+	start := time.Now()
+	out, err := invoke(ctx, slot, in)
+	a := Attempt{Cost: slot.Cost(time.Since(start))}
+	if errors.Is(err, errShutdown) || ctx.Err() != nil {
+		return a, ctx.Err()
+	}
+	if err != nil {
+		a.Reason = err.Error()
+		return a, nil
+	}
+	res := s.Asserts.Evaluate(in, out)
+	a.Out, a.Passed, a.Reason = out, res.Verdict, res.Reason
+	return a, nil
+}
