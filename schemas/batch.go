@@ -19,6 +19,19 @@ type Batch struct {
 	Events []Event
 	// Served lists step=model for each step that passed the batch on.
 	Served []string
+	// StepCostMs is what the attempts at Step have cost so far.
+	StepCostMs float64
+	// Spent is, per step that passed the batch on, what it took there.
+	Spent []Spent
+}
+
+// Spent is what one step took to pass a batch on.
+type Spent struct {
+	Step     string
+	Model    string
+	Attempts int
+	CostMs   float64
+	AtMs     int64
 }
 
 // Event is where one record of a batch came from: the source event's
@@ -130,6 +143,8 @@ func (c *BatchCodec) Encode(buf []byte, b *Batch) ([]byte, error) {
 		"records":       b.Records,
 		"events":        eventsNative(b.Events),
 		"served":        stringsOrEmpty(b.Served),
+		"step_cost_ms":  b.StepCostMs,
+		"spent":         spentNative(b.Spent),
 	}
 	out, err := c.Codec.Encode(buf, native)
 	if err != nil {
@@ -179,7 +194,21 @@ func (c *BatchCodec) Decode(msg []byte) (*Batch, error) {
 	for _, s := range asList(m["served"]) {
 		b.Served = append(b.Served, s.(string))
 	}
+	b.StepCostMs, _ = m["step_cost_ms"].(float64)
+	for _, x := range asList(m["spent"]) {
+		sm := x.(map[string]any)
+		b.Spent = append(b.Spent, Spent{Step: sm["step"].(string), Model: sm["model"].(string), Attempts: int(sm["attempts"].(int32)),
+			CostMs: sm["cost_ms"].(float64), AtMs: sm["at_ms"].(int64)})
+	}
 	return b, nil
+}
+
+func spentNative(sp []Spent) []any {
+	out := make([]any, len(sp))
+	for i, s := range sp {
+		out[i] = map[string]any{"step": s.Step, "model": s.Model, "attempts": int32(s.Attempts), "cost_ms": s.CostMs, "at_ms": s.AtMs}
+	}
+	return out
 }
 
 func eventsNative(evs []Event) []any {

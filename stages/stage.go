@@ -65,7 +65,12 @@ type Stats struct {
 	DLQ      atomic.Int64
 	Aborted  atomic.Int64 // transactions aborted (batches will be read again)
 	Commits  atomic.Int64 // transactions committed
-	leader   atomic.Value // string
+	// Downstream reports applied (feedback.go), their summed and largest
+	// delay from this step passing the batch on to the report being read.
+	Feedback           atomic.Int64
+	FeedbackDelayMs    atomic.Int64
+	FeedbackDelayMaxMs atomic.Int64
+	leader             atomic.Value // string
 }
 
 // Snapshot is a point-in-time copy of a stage's counters.
@@ -229,7 +234,7 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 	s.limits.load(ctx, s.kafka, s.log, []string{spec.Topics.In, spec.Topics.Retry, spec.Topics.DLQ, spec.Output,
 		s.step.Workflow.Topics.Traces, s.step.Workflow.Topics.State})
 	fetchMax := s.limits.fetchMax(spec.Topics.In, spec.Topics.Retry)
-	opts := append(s.kafka.TransactOpts(spec.Group, txnID, spec.Topics.In, spec.Topics.Retry),
+	opts := append(s.kafka.TransactOpts(spec.Group, txnID, s.inputTopics()...),
 		kgo.WithHooks(a),
 		// Static membership: a restarted consumer takes its place back at
 		// once instead of the group waiting out its session.
@@ -267,7 +272,7 @@ func (s *Stage) session(ctx context.Context, restored *bool) error {
 	}
 	a.start(s.workers)
 	s.log.Info("stage started", zap.String("group", spec.Group), zap.String("transactional_id", txnID),
-		zap.Strings("topics", []string{spec.Topics.In, spec.Topics.Retry}),
+		zap.Strings("topics", s.inputTopics()),
 		zap.String("output", spec.Output), zap.Strings("models", s.step.ModelNames()))
 
 	for {
@@ -393,6 +398,9 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 	}
 	s.stats.Commits.Add(1)
 	for _, rt := range routed {
+		if rt.trace == nil {
+			continue // a feedback report, or a record skipped
+		}
 		s.metrics.observeAttempt(rt.trace)
 		s.stats.Batches.Add(1)
 		s.stats.Attempts.Add(int64(rt.attempts))
@@ -421,6 +429,9 @@ func (s *Stage) learn(sp bandit.Stateful, routed []route) (before []byte) {
 		before = b
 	}
 	for _, rt := range routed {
+		if rt.feedback != nil {
+			s.observeDownstreamLocked(rt.feedback)
+		}
 		if rt.learned == nil {
 			continue
 		}
@@ -455,6 +466,7 @@ type route struct {
 	attempts int
 	trace    *schemas.Trace
 	learned  *observation // nil when no model was called
+	feedback *downstream  // a downstream report read from the feedback topic
 }
 
 // process walks one Kafka record down the data path and returns the records
@@ -474,6 +486,9 @@ func (s *Stage) process(ctx context.Context, r *kgo.Record) (recs []*kgo.Record,
 			rt, err = route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
 		}
 	}()
+	if fb := s.step.Spec.Topics.Feedback; fb != "" && r.Topic == fb {
+		return nil, s.readFeedback(r), nil
+	}
 	return s.walk(ctx, r, start)
 }
 
@@ -494,7 +509,7 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 		return recs, route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
 	}
 	if batch.Step != spec.Name {
-		batch.Step, batch.Attempt, batch.Tried = spec.Name, 0, nil // first visit to this step
+		batch.Step, batch.Attempt, batch.Tried, batch.StepCostMs = spec.Name, 0, nil, 0 // first visit to this step
 	}
 
 	// rank (the attempt's time is taken under the lock, so traces ordered by
@@ -548,10 +563,12 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 	if errors.Is(err, errShutdown) {
 		return nil, route{}, err
 	}
+	cost := slot.Cost(latency)
 	trace.LatencyUs = latency.Microseconds()
 
 	// assert, and check the answer fits the output schema
-	var passed *kgo.Record // the output batch, when it passes
+	var passed *kgo.Record    // the output batch, when it passes
+	var spent []schemas.Spent // what it took, with this step's part, when it passes
 	if err != nil {
 		trace.Verdict, trace.Error = schemas.VerdictError, err.Error()
 	} else {
@@ -563,7 +580,10 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 		if res.Verdict {
 			next := &schemas.Batch{ID: batch.ID, Workflow: batch.Workflow, Step: spec.Name, Attempt: trace.Attempt,
 				Tried: append(slices.Clone(batch.Tried), slot.Name), CreatedAtMs: batch.CreatedAtMs, Records: out,
-				Events: batch.Events, Served: append(slices.Clone(batch.Served), spec.Name+"="+slot.Name)}
+				Events: batch.Events, Served: append(slices.Clone(batch.Served), spec.Name+"="+slot.Name),
+				Spent: append(slices.Clone(batch.Spent), schemas.Spent{Step: spec.Name, Model: slot.Name, Attempts: trace.Attempt,
+					CostMs: batch.StepCostMs + cost, AtMs: s.now().UnixMilli()})}
+			spent = next.Spent
 			v, err := s.step.Out.Encode(s.encodeBuf(len(r.Value)), next)
 			if err != nil {
 				trace.Verdict = schemas.VerdictError
@@ -594,10 +614,11 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 	}
 
 	// learn, once the transaction commits (transact)
-	learned := &observation{model: pick, passed: trace.Verdict == schemas.VerdictPass, cost: slot.Cost(latency)}
+	learned := &observation{model: pick, passed: trace.Verdict == schemas.VerdictPass, cost: cost}
 
 	// route
 	batch.Attempt = trace.Attempt
+	batch.StepCostMs += cost
 	batch.Tried = append(slices.Clone(batch.Tried), slot.Name)
 	switch {
 	case trace.Verdict == schemas.VerdictPass:
@@ -607,7 +628,15 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 	default:
 		trace.Outcome = schemas.OutcomeDLQ
 	}
-	return s.emit(r, batch, trace, passed), route{outcome: trace.Outcome, attempts: 1, trace: trace, learned: learned}, nil
+	recs := s.emit(r, batch, trace, passed)
+	// A batch that ends here reports to every step that passed it on.
+	switch {
+	case trace.Outcome == schemas.OutcomeNext && spec.Index == len(s.step.Workflow.Steps)-1:
+		recs = append(recs, s.feedbackRecords(batch.ID, spent, 0, true, s.now())...)
+	case trace.Outcome == schemas.OutcomeDLQ:
+		recs = append(recs, s.feedbackRecords(batch.ID, batch.Spent, batch.StepCostMs, false, s.now())...)
+	}
+	return recs, route{outcome: trace.Outcome, attempts: 1, trace: trace, learned: learned}, nil
 }
 
 // emit builds the routed record for trace.Outcome and the trace record.

@@ -336,7 +336,7 @@ schema: fix the producer and write them again with flexiflow produce.`,
 					continue
 				}
 				b := *d.batch
-				b.Attempt, b.Tried, b.Step = 0, nil, ""
+				b.Attempt, b.Tried, b.Step, b.StepCostMs = 0, nil, "", 0
 				v, err := d.step.In.Encode(nil, &b)
 				if err != nil {
 					return err

@@ -112,6 +112,11 @@ type StepTopics struct {
 	In    string `yaml:"in" default:"<workflow>.<step>.in" doc:"The batches the step reads."`
 	Retry string `yaml:"retry" default:"<workflow>.<step>.retry" doc:"Batches a model failed, for the next-ranked model."`
 	DLQ   string `yaml:"dlq" default:"<workflow>.<step>.dlq" doc:"Batches no model passed, and records that cannot be read, with the reason in headers."`
+	// Feedback carries, for a step with later steps, what happened to the
+	// batches it passed on once they ended (delivered or dead-lettered
+	// downstream): the step's consumers read it with their input and learn
+	// what each model's output costs later.
+	Feedback string `yaml:"feedback" default:"<workflow>.<step>.feedback" doc:"Reports of how the batches this step passed on ended downstream (what later steps spent, whether delivered), which its policy learns from; steps other than the last only."`
 }
 
 // Model is one alternative model of a step. The keys below are the ones
@@ -240,6 +245,9 @@ func (w *Workflow) AllTopics() []string {
 	var out []string
 	for _, s := range w.Steps {
 		out = append(out, s.Topics.In, s.Topics.Retry, s.Topics.DLQ)
+		if s.Topics.Feedback != "" {
+			out = append(out, s.Topics.Feedback)
+		}
 	}
 	out = append(out, w.Topics.Out, w.Topics.Traces)
 	if w.Source != nil {
@@ -368,6 +376,12 @@ func (w *Workflow) defaultAndCheck() error {
 		if s.Topics.DLQ == "" {
 			s.Topics.DLQ = w.Name + "." + s.Name + ".dlq"
 		}
+		if i+1 < len(w.Steps) && s.Topics.Feedback == "" {
+			s.Topics.Feedback = w.Name + "." + s.Name + ".feedback"
+		}
+		if i+1 == len(w.Steps) && s.Topics.Feedback != "" {
+			bad(append(slices.Clone(path), "topics", "feedback"), "step %q is the last step: nothing downstream reports back to it, so it has no feedback topic; remove the key", s.Name)
+		}
 		if s.Policy.Name == "" {
 			s.Policy.Name = DefaultPolicy
 		}
@@ -461,7 +475,10 @@ type roleTopic struct {
 func (w *Workflow) checkTopics(bad func([]any, string, ...any)) {
 	owner := map[string]string{}
 	for i, s := range w.Steps {
-		for _, t := range []struct{ key, topic string }{{"in", s.Topics.In}, {"retry", s.Topics.Retry}} {
+		for _, t := range []struct{ key, topic string }{{"in", s.Topics.In}, {"retry", s.Topics.Retry}, {"feedback", s.Topics.Feedback}} {
+			if t.topic == "" {
+				continue
+			}
 			role := fmt.Sprintf("step %q's %s topic", s.Name, t.key)
 			if prev, ok := owner[t.topic]; ok {
 				bad([]any{"steps", i, "topics", t.key}, "topic %q is both %s and %s; every step reads its own in and retry topics (rename one under `topics:`)", t.topic, prev, role)

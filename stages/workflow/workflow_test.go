@@ -50,14 +50,16 @@ func TestDefaults(t *testing.T) {
 		{c.InputSchema, "flexiflow.demo.DigitImage"},
 		{d.Policy.Name, "flexiflow"},
 		{w.Partitions, DefaultPartitions},
+		{d.Topics.Feedback, "shop.detect.feedback"},
+		{c.Topics.Feedback, ""}, // the last step: nothing reports back to it
 	}
 	for i, ch := range checks {
 		if ch.got != ch.want {
 			t.Errorf("check %d: got %v, want %v", i, ch.got, ch.want)
 		}
 	}
-	if got := len(w.AllTopics()); got != 8 {
-		t.Errorf("AllTopics: %d topics, want 8", got)
+	if got := len(w.AllTopics()); got != 9 { // two steps' in, retry, dlq; detect's feedback; out, traces
+		t.Errorf("AllTopics: %d topics, want 9", got)
 	}
 }
 
