@@ -140,4 +140,3 @@ func (s *Stage) inputTopics() []string {
 	}
 	return t
 }
-

@@ -79,6 +79,10 @@ type Snapshot struct {
 	Batches, Attempts, Next, Retry, DLQ, Aborted int64
 	Commits                                      int64
 	Leader                                       string
+	// Downstream reports applied, and their mean and largest delay (ms)
+	// from this step passing the batch on to the report being applied.
+	Feedback                                int64
+	FeedbackDelayMeanMs, FeedbackDelayMaxMs float64
 }
 
 // Option configures a Stage.
@@ -179,11 +183,16 @@ func (s *Stage) assigned(parts map[string][]int32, sign int) {
 
 // Snapshot returns the stage's counters.
 func (s *Stage) Snapshot() Snapshot {
-	return Snapshot{
+	snap := Snapshot{
 		Step: s.step.Spec.Name, Batches: s.stats.Batches.Load(), Attempts: s.stats.Attempts.Load(),
 		Next: s.stats.Next.Load(), Retry: s.stats.Retry.Load(), DLQ: s.stats.DLQ.Load(),
 		Aborted: s.stats.Aborted.Load(), Commits: s.stats.Commits.Load(), Leader: s.stats.leader.Load().(string),
+		Feedback: s.stats.Feedback.Load(), FeedbackDelayMaxMs: float64(s.stats.FeedbackDelayMaxMs.Load()),
 	}
+	if snap.Feedback > 0 {
+		snap.FeedbackDelayMeanMs = float64(s.stats.FeedbackDelayMs.Load()) / float64(snap.Feedback)
+	}
+	return snap
 }
 
 // Run consumes until ctx is cancelled, then finishes or aborts the open

@@ -208,6 +208,10 @@ type ReplayOptions struct {
 	Policies     []string // default ReplayPolicies
 	Seeds        int      // orderings of ties and sampling; default 5
 	OracleWindow int      // items around the current one the oracle learns from; default 200
+	// FeedbackLag delays each downstream report by this many items, as a
+	// running workflow's reports arrive after the batches behind them
+	// have been ranked (0: at once).
+	FeedbackLag int
 }
 
 // ReplayBench evaluates every policy on the table, and the oracle and the
@@ -241,7 +245,7 @@ func ReplayBench(t *Table, o ReplayOptions) (*Report, error) {
 		var cpd []float64
 		var pr PolicyReport
 		for seed := uint64(1); seed <= uint64(o.Seeds); seed++ {
-			r := Replay(t, f, seed)
+			r := ReplayLagged(t, f, seed, o.FeedbackLag)
 			cpd = append(cpd, r.CostPerDelivered())
 			pr.DeliveryRate += float64(r.Delivered) / float64(r.Batches) / float64(o.Seeds)
 			pr.DecisionNs += r.DecisionNs / float64(o.Seeds)
@@ -294,7 +298,11 @@ func replayFactory(name string, t *Table) (Factory, error) {
 // item cost after that step and whether it was delivered. The seed also
 // shuffles the order the policy sees the models in, so ties break
 // differently per seed.
-func Replay(t *Table, f Factory, seed uint64) Result {
+func Replay(t *Table, f Factory, seed uint64) Result { return ReplayLagged(t, f, seed, 0) }
+
+// ReplayLagged is Replay with each item's downstream reports applied lag
+// items later.
+func ReplayLagged(t *Table, f Factory, seed uint64, lag int) Result {
 	steps := len(t.Steps)
 	pols := make([]bandit.Policy, steps)
 	perm := make([][]int, steps) // policy's index -> table's model
@@ -308,7 +316,20 @@ func Replay(t *Table, f Factory, seed uint64) Result {
 	costAt := make([]float64, steps)
 	var rankNs float64
 	var ranks int
+	type report struct {
+		at, step, model int
+		cost            float64
+		delivered       bool
+	}
+	var pending []report
 	for i := 0; i < t.Items; i++ {
+		for len(pending) > 0 && pending[0].at <= i {
+			r := pending[0]
+			pending = pending[1:]
+			if d, ok := pols[r.step].(DownstreamObserver); ok {
+				d.ObserveDownstream(r.model, r.cost, r.delivered)
+			}
+		}
 		cost, delivered, up := 0.0, true, -1
 		for s := range served {
 			served[s] = -1
@@ -336,9 +357,7 @@ func Replay(t *Table, f Factory, seed uint64) Result {
 			up = perm[s][passedAt]
 		}
 		for s := 0; s < steps && served[s] >= 0; s++ {
-			if d, ok := pols[s].(DownstreamObserver); ok {
-				d.ObserveDownstream(served[s], cost-costAt[s], delivered)
-			}
+			pending = append(pending, report{at: i + 1 + lag, step: s, model: served[s], cost: cost - costAt[s], delivered: delivered})
 		}
 		res.Cost += cost
 		if delivered {

@@ -382,14 +382,14 @@ func waitForMembers(t *testing.T, brokers, group string, want int, d time.Durati
 				for _, n := range last {
 					total += n
 				}
-				if total == 6 { // .in and .retry, 3 partitions each
+				if total == 9 { // .in, .retry and .feedback, 3 partitions each
 					return last
 				}
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("group %s did not reach %d members with all 6 partitions assigned within %s (last: %v)", group, want, d, last)
+	t.Fatalf("group %s did not reach %d members with all 9 partitions assigned within %s (last: %v)", group, want, d, last)
 	return nil
 }
 

@@ -96,6 +96,7 @@ Examples:
 	fl.StringVar(&table, "table", "", "CSV of recorded outcomes, header "+sim.TableHeader+" (required)")
 	fl.IntVar(&o.Seeds, "seeds", 5, "orderings of ties and sampling to average over")
 	fl.IntVar(&o.OracleWindow, "oracle-window", 200, "items around the current one whose true outcomes the oracle orders by")
+	fl.IntVar(&o.FeedbackLag, "feedback-lag", 0, "apply each item's downstream reports this many items later, as a running workflow gets them after the batches behind")
 	fl.StringVar(&policies, "policies", "", "comma-separated policies (default: all: "+strings.Join(sim.ReplayPolicies, ",")+")")
 	fl.StringVar(&format, "format", "table", "table or json")
 	_ = cmd.MarkFlagRequired("table")

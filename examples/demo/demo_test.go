@@ -89,3 +89,32 @@ func TestWorkflowUsesCalibratedThresholds(t *testing.T) {
 		}
 	}
 }
+
+// TestTrapFeedback runs the trap workflow on the embedded broker: denoise
+// never dead-letters there, so every batch ends downstream and denoise's
+// policy must hear back about each exactly once; the summary reports a
+// cost per delivered batch per phase.
+func TestTrapFeedback(t *testing.T) {
+	o := Options{Batches: 300, Trap: true, Name: streamtest.Unique("trap")}
+	r, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Lost != 0 || r.Duplicates != 0 || r.Delivered+r.DeadLettered != o.Batches {
+		t.Fatalf("bookkeeping: %+v", r)
+	}
+	if len(r.Feedback) != 1 || r.Feedback[0].Step != "denoise" {
+		t.Fatalf("feedback %+v, want reports to denoise alone (classify is the last step)", r.Feedback)
+	}
+	if got := r.Feedback[0].Reports; got != int64(o.Batches) {
+		t.Errorf("denoise heard back about %d batches, want each of the %d once", got, o.Batches)
+	}
+	if r.CostMsPerDelivered <= 0 {
+		t.Errorf("cost per delivered batch %v", r.CostMsPerDelivered)
+	}
+	for _, p := range r.Phases {
+		if p.Delivered > 0 && p.CostMsPerDelivered <= 0 {
+			t.Errorf("phase %s: cost per delivered %v", p.Name, p.CostMsPerDelivered)
+		}
+	}
+}

@@ -195,17 +195,42 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 				}
 				if d, dl := col.Finished(); d+dl >= o.Batches {
 					wall := time.Since(start)
+					awaitFeedback(pipe, steps[len(steps)-1].Spec.Name, 10*time.Second)
 					cancel()
 					colWG.Wait()
 					if err := pipe.Stop(); err != nil {
 						return nil, err
 					}
 					r := col.Report(produced, PhaseNames(o.Batches), wall)
+					for _, s := range pipe.Snapshots() {
+						if s.Feedback > 0 {
+							r.Feedback = append(r.Feedback, summary.FeedbackReport{Step: s.Step, Reports: s.Feedback, MeanDelayMs: s.FeedbackDelayMeanMs, MaxDelayMs: s.FeedbackDelayMaxMs})
+						}
+					}
 					return &r, nil
 				}
 			default:
 			}
 		}
+	}
+}
+
+// awaitFeedback waits (at most d) until every step but the last has read a
+// downstream report for each batch it passed on: the reports of the last
+// batches are still on their way when the batches themselves have ended.
+func awaitFeedback(pipe *pipeline.Pipeline, last string, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		behind := false
+		for _, s := range pipe.Snapshots() {
+			if s.Step != last && s.Feedback < s.Next {
+				behind = true
+			}
+		}
+		if !behind {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -13,16 +13,32 @@ import (
 
 // Report is the summary of one run.
 type Report struct {
-	Workflow         string        `json:"workflow"`
-	Produced         int           `json:"produced"`
-	Delivered        int           `json:"delivered"`
-	DeadLettered     int           `json:"dead_lettered"`
-	Duplicates       int           `json:"duplicates"` // batches seen in more than one final place, or twice in one
-	Lost             int           `json:"lost"`       // produced batches found in no final place
-	WallSeconds      float64       `json:"wall_seconds"`
-	BatchesPerSecond float64       `json:"batches_per_second"`
-	Phases           []PhaseReport `json:"phases"`
-	Steps            []StepReport  `json:"steps"`
+	Workflow         string  `json:"workflow"`
+	Produced         int     `json:"produced"`
+	Delivered        int     `json:"delivered"`
+	DeadLettered     int     `json:"dead_lettered"`
+	Duplicates       int     `json:"duplicates"` // batches seen in more than one final place, or twice in one
+	Lost             int     `json:"lost"`       // produced batches found in no final place
+	WallSeconds      float64 `json:"wall_seconds"`
+	BatchesPerSecond float64 `json:"batches_per_second"`
+	// CostMsPerDelivered is every attempt's cost at every step (the
+	// attempt's runtime in ms, what an unpriced model costs its policy),
+	// summed, over the batches delivered.
+	CostMsPerDelivered float64       `json:"cost_ms_per_delivered"`
+	Phases             []PhaseReport `json:"phases"`
+	Steps              []StepReport  `json:"steps"`
+	// Feedback is, per step with later steps, the downstream reports its
+	// policy learned from and how late they came (filled by the runner,
+	// which has the stages' counters).
+	Feedback []FeedbackReport `json:"feedback,omitempty"`
+}
+
+// FeedbackReport is what one step heard back about the batches it passed on.
+type FeedbackReport struct {
+	Step        string  `json:"step"`
+	Reports     int64   `json:"reports"`
+	MeanDelayMs float64 `json:"mean_delay_ms"` // from passing the batch on to learning how it ended
+	MaxDelayMs  float64 `json:"max_delay_ms"`
 }
 
 // PhaseReport is the workflow's result over one phase of the input.
@@ -33,6 +49,10 @@ type PhaseReport struct {
 	DeadLettered      int      `json:"dead_lettered"`
 	DeliveredFraction float64  `json:"delivered_fraction"`
 	Accuracy          *float64 `json:"accuracy,omitempty"` // of delivered records, when a quality function is set
+	// CostMsPerDelivered is the phase's batches' attempts' cost over its
+	// delivered batches (see Report.CostMsPerDelivered).
+	CostMsPerDelivered float64 `json:"cost_ms_per_delivered"`
+	costMs             float64
 }
 
 // StepReport is one step's result.
@@ -111,15 +131,30 @@ func (c *Collector) Report(produced []string, phases []string, wall time.Duratio
 		}
 	}
 	r.Duplicates += c.deadDup
+	var costMs float64
+	for _, ts := range c.byStep {
+		for _, t := range ts {
+			if p := ph[c.opts.PhaseOf(t.BatchID)]; p != nil {
+				p.costMs += float64(t.LatencyUs) / 1000
+				costMs += float64(t.LatencyUs) / 1000
+			}
+		}
+	}
 	c.mu.Unlock()
 	for _, name := range phases {
 		p := ph[name]
 		if p.Batches > 0 {
 			p.DeliveredFraction = float64(p.Delivered) / float64(p.Batches)
 		}
+		if p.Delivered > 0 {
+			p.CostMsPerDelivered = p.costMs / float64(p.Delivered)
+		}
 		r.Delivered += p.Delivered
 		r.DeadLettered += p.DeadLettered
 		r.Phases = append(r.Phases, *p)
+	}
+	if r.Delivered > 0 {
+		r.CostMsPerDelivered = costMs / float64(r.Delivered)
 	}
 	for _, s := range c.wf.Steps {
 		r.Steps = append(r.Steps, c.stepReport(s.Name, phases))
@@ -226,14 +261,15 @@ func (r Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\nworkflow %s: %d batches produced, %d delivered, %d dead-lettered, %d lost, %d duplicates in %.1fs (%.0f batches/s)\n",
 		r.Workflow, r.Produced, r.Delivered, r.DeadLettered, r.Lost, r.Duplicates, r.WallSeconds, r.BatchesPerSecond)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nphase\tbatches\tdelivered\tdead-lettered\tdelivered %\taccuracy")
+	fmt.Fprintln(tw, "\nphase\tbatches\tdelivered\tdead-lettered\tdelivered %\taccuracy\tcost ms/delivered")
 	for _, p := range r.Phases {
 		acc := "-"
 		if p.Accuracy != nil {
 			acc = fmt.Sprintf("%.1f%%", 100**p.Accuracy)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\n", p.Name, p.Batches, p.Delivered, p.DeadLettered, 100*p.DeliveredFraction, acc)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\t%.2f\n", p.Name, p.Batches, p.Delivered, p.DeadLettered, 100*p.DeliveredFraction, acc, p.CostMsPerDelivered)
 	}
+	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t\t\t%.2f\n", r.Produced, r.Delivered, r.DeadLettered, r.CostMsPerDelivered)
 	_ = tw.Flush() // output to the terminal, like the Fprintf calls
 	for _, s := range r.Steps {
 		fmt.Fprintf(w, "\nstep %s: %d batches in, %d passed on, %d dead-lettered, %.2f attempts/batch, first-try pass rate %.1f%%\n",
@@ -253,6 +289,11 @@ func (r Report) WriteTable(w io.Writer) {
 		}
 		for _, sw := range s.Switches {
 			fmt.Fprintf(w, "    decision %d (batch %s, phase %s): %s → %s  [%s]\n", sw.Decision, sw.BatchID, sw.Phase, sw.From, sw.To, estimates(sw.Estimates))
+		}
+		for _, f := range r.Feedback {
+			if f.Step == s.Name {
+				fmt.Fprintf(w, "  downstream feedback: %d reports, each %.0f ms (at most %.0f ms) after the step passed its batch on\n", f.Reports, f.MeanDelayMs, f.MaxDelayMs)
+			}
 		}
 	}
 }
