@@ -32,8 +32,9 @@ import (
 // feedbackReport is one record of a step's feedback topic (JSON).
 type feedbackReport struct {
 	BatchID          string  `json:"batch_id"`
-	Step             string  `json:"step"`  // the step it reports to
-	Model            string  `json:"model"` // the model that passed the batch on there
+	Step             string  `json:"step"`              // the step it reports to
+	Model            string  `json:"model"`             // the model that passed the batch on there
+	Context          string  `json:"context,omitempty"` // the model that served the step before it
 	DownstreamCostMs float64 `json:"downstream_cost_ms"`
 	Delivered        bool    `json:"delivered"`
 	EndedAt          string  `json:"ended_at"`     // the step where the batch ended
@@ -45,6 +46,7 @@ type feedbackReport struct {
 // this step and was (or was not) delivered; delay is how long after this
 // step passed it on the report was read.
 type downstream struct {
+	context   string
 	model     int
 	cost      float64
 	delivered bool
@@ -73,7 +75,11 @@ func (s *Stage) feedbackRecords(id string, spent []schemas.Spent, endCost float6
 		for _, later := range spent[j+1:] {
 			cost += later.CostMs
 		}
-		v, err := json.Marshal(feedbackReport{BatchID: id, Step: e.Step, Model: e.Model, DownstreamCostMs: cost, Delivered: delivered,
+		up := ""
+		if j > 0 {
+			up = spent[j-1].Model
+		}
+		v, err := json.Marshal(feedbackReport{BatchID: id, Step: e.Step, Model: e.Model, Context: up, DownstreamCostMs: cost, Delivered: delivered,
 			EndedAt: s.step.Spec.Name, ServedAtMs: e.AtMs, EndedAtMs: now.UnixMilli()})
 		if err != nil {
 			continue
@@ -102,7 +108,7 @@ func (s *Stage) readFeedback(r *kgo.Record) route {
 		s.log.Info("skipping feedback about a model the step no longer has", zap.String("model", fb.Model), zap.String("batch_id", fb.BatchID))
 		return route{}
 	}
-	d := &downstream{model: i, cost: fb.DownstreamCostMs, delivered: fb.Delivered}
+	d := &downstream{context: fb.Context, model: i, cost: fb.DownstreamCostMs, delivered: fb.Delivered}
 	if fb.ServedAtMs > 0 {
 		d.delay = s.now().Sub(time.UnixMilli(fb.ServedAtMs))
 	}
@@ -124,6 +130,9 @@ func (s *Stage) observeDownstreamLocked(d *downstream) {
 		if ms <= old || s.stats.FeedbackDelayMaxMs.CompareAndSwap(old, ms) {
 			break
 		}
+	}
+	if s.contexts != nil {
+		s.contexts.SetContext(d.context)
 	}
 	if o, ok := s.policy.(downstreamObserver); ok {
 		o.ObserveDownstream(d.model, d.cost, d.delivered)

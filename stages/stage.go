@@ -21,6 +21,7 @@ import (
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stages/assert"
 	"github.com/flexiflow/flexiflow/stages/models"
+	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -32,7 +33,10 @@ type Stage struct {
 	kafka  stream.Config
 	log    *zap.Logger
 	policy bandit.Policy
-	leader *bandit.Leader
+	// contexts is policy when the step keeps one per upstream model
+	// (policy context: upstream); nil otherwise.
+	contexts *bandit.Contextual
+	leader   *bandit.Leader
 
 	mu    sync.Mutex // guards policy, leader and the scratch slices
 	rank  []int
@@ -150,6 +154,13 @@ func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 			return nil, fmt.Errorf("%s:%d: step %q: %w", step.Workflow.File, line, step.Spec.Name, err)
 		}
 		s.policy = pol
+		if p.Context == workflow.PolicyContextUpstream {
+			c := bandit.NewContextual(func(seed uint64) bandit.Policy {
+				q, _ := bandit.New(p.Name, len(step.Models), bandit.Params(p.Params), seed) // checked above
+				return q
+			}, p.Seed)
+			s.policy, s.contexts = c, c
+		}
 	}
 	if s.instance == "" {
 		s.instance, _ = os.Hostname()
@@ -464,9 +475,10 @@ func (s *Stage) unlearn(sp bandit.Stateful, before []byte) {
 // observation is one attempt, for the policy to learn from once its
 // transaction commits.
 type observation struct {
-	model  int
-	passed bool
-	cost   float64
+	model   int
+	passed  bool
+	cost    float64
+	context string // the policy context it was ranked in (contextual steps)
 }
 
 // route is what processing one record decided, for the counters.
@@ -524,7 +536,9 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 	// rank (the attempt's time is taken under the lock, so traces ordered by
 	// time show decisions in the order the policy made them, even when a
 	// poll's batches are processed concurrently)
+	ctxKey := s.contextOf(batch)
 	s.mu.Lock()
+	s.setContextLocked(ctxKey)
 	decided := s.now()
 	d, rankErr := s.rankLocked()
 	changed, from, leader, ests := d.changed, d.from, d.leader, d.ests
@@ -623,7 +637,7 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 	}
 
 	// learn, once the transaction commits (transact)
-	learned := &observation{model: pick, passed: trace.Verdict == schemas.VerdictPass, cost: cost}
+	learned := &observation{model: pick, passed: trace.Verdict == schemas.VerdictPass, cost: cost, context: ctxKey}
 
 	// route
 	batch.Attempt = trace.Attempt
@@ -816,7 +830,24 @@ func (s *Stage) observeLocked(o *observation) {
 				zap.String("policy", s.step.Spec.Policy.Name), zap.Any("panic", p), zap.String("stack", firstFrames(debug.Stack())))
 		}
 	}()
+	s.setContextLocked(o.context)
 	s.policy.Observe(o.model, o.passed, o.cost)
+}
+
+// contextOf is the policy context a batch is ranked in: the model that
+// served the previous step, for a contextual step; "" otherwise.
+func (s *Stage) contextOf(b *schemas.Batch) string {
+	if s.contexts == nil || len(b.Spent) == 0 {
+		return ""
+	}
+	return b.Spent[len(b.Spent)-1].Model
+}
+
+// setContextLocked points a contextual policy at context key (s.mu held).
+func (s *Stage) setContextLocked(key string) {
+	if s.contexts != nil {
+		s.contexts.SetContext(key)
+	}
 }
 
 // evaluate runs the step's assertions; a panic in them fails the batch with

@@ -50,7 +50,7 @@ Examples:
 				if err != nil {
 					return err
 				}
-				defer os.RemoveAll(dir)
+				defer func() { _ = os.RemoveAll(dir) }()
 				path = dir + "/digits-trap.yaml"
 				if err := os.WriteFile(path, demo.TrapWorkflowYAML(), 0o600); err != nil {
 					return err

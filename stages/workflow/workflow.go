@@ -202,7 +202,13 @@ type Policy struct {
 	Name   string             `yaml:"name" default:"flexiflow" doc:"Which policy."`
 	Seed   uint64             `yaml:"seed" default:"<step number>" doc:"Seed of the policy's random choices, for reproducible runs."`
 	Params map[string]float64 `yaml:"params" doc:"The policy's parameters, checked against its ranges at load."`
+	// Context "upstream" keeps one policy per model that served the step
+	// before, for a step whose models fare differently after each.
+	Context string `yaml:"context" doc:"upstream: learn a separate ranking for each model that served the previous step (for a step whose models' success depends on which upstream model prepared the batch); empty: one ranking. Not on the first step."`
 }
+
+// PolicyContextUpstream is Policy.Context for one policy per upstream model.
+const PolicyContextUpstream = "upstream"
 
 // Assertions judge a model's answer for one batch.
 type Assertions struct {
@@ -387,6 +393,15 @@ func (w *Workflow) defaultAndCheck() error {
 		}
 		if s.Policy.Seed == 0 {
 			s.Policy.Seed = uint64(i + 1)
+		}
+		switch s.Policy.Context {
+		case "":
+		case PolicyContextUpstream:
+			if i == 0 {
+				bad(append(slices.Clone(path), "policy", "context"), "step %q is the first step: no model serves a step before it, so context: upstream has nothing to tell batches apart by; remove it", s.Name)
+			}
+		default:
+			bad(append(slices.Clone(path), "policy", "context"), "step %q: policy context %q is not known; use upstream, or leave it out", s.Name, s.Policy.Context)
 		}
 		if err := bandit.Check(s.Policy.Name, s.Policy.Params); err != nil {
 			at := append(slices.Clone(path), "policy", "name")
