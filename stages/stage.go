@@ -574,7 +574,8 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 		// Every model was tried already (the workflow lost models since).
 		trace.Verdict, trace.Outcome = schemas.VerdictError, schemas.OutcomeDLQ
 		trace.Error = fmt.Sprintf("no untried model left at step %q (tried: %v)", spec.Name, batch.Tried)
-		return s.emit(r, batch, trace, nil), route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
+		recs := append(s.emit(r, batch, trace, nil), s.feedbackRecords(batch.ID, batch.Spent, batch.StepCostMs, false, s.now())...)
+		return recs, route{outcome: schemas.OutcomeDLQ, trace: trace}, nil
 	}
 	slot := s.step.Models[pick]
 	trace.Model, trace.RankPosition = slot.Name, pos

@@ -83,6 +83,9 @@ func TestBadFiles(t *testing.T) {
 		{"empty expr", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    models: [{name: m}]\n    assertions:\n      records:\n        - name: x\n", "bad.yaml:9: assertion \"x\" has no expr"},
 		{"no models", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n", "bad.yaml:4: step \"s\" has no models"},
 		{"no input schema", "workflow: w\nsteps: [{name: s, output_schema: a.B, models: [{name: m}]}]\n", "input_schema is missing"},
+		{"context on the first step", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    models: [{name: m}]\n    policy:\n      context: upstream\n", "bad.yaml:8: step \"s\" is the first step: no model serves a step before it"},
+		{"unknown context", "workflow: w\ninput_schema: a.B\nsteps:\n  - {name: a, output_schema: a.B, models: [{name: m}]}\n  - name: b\n    output_schema: a.B\n    models: [{name: m}]\n    policy: {context: batch}\n", "bad.yaml:8: step \"b\": policy context \"batch\" is not known; use upstream"},
+		{"feedback on the last step", "workflow: w\ninput_schema: a.B\nsteps:\n  - name: s\n    output_schema: a.B\n    models: [{name: m}]\n    topics: {feedback: x}\n", "bad.yaml:7: step \"s\" is the last step: nothing downstream reports back to it"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
