@@ -37,20 +37,9 @@ log="$run/broker.log"
 security="${KAFKA_SECURITY:-plaintext}"
 secure="$run/secure"
 
-# need CMD DEBIAN_PACKAGE: installs the package when CMD is missing and this
-# is a Debian machine we may install on (root); otherwise says what to do.
-need() {
-  command -v "$1" >/dev/null 2>&1 && return
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "kafka.sh: '$1' is missing; installing Debian package $2"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    command -v "$1" >/dev/null 2>&1 && return
-  fi
-  echo "kafka.sh: '$1' is not installed; install it (Debian: apt-get install -y $2) and run again" >&2
-  exit 1
-}
-
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+script=kafka.sh
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
 
 resolve() {
   if [ -f "$cache/libs/.complete" ]; then return; fi
@@ -201,15 +190,7 @@ up() {
   exit 1
 }
 
-down() {
-  if ! running; then echo "kafka.sh: no broker running"; rm -f "$pidfile"; return; fi
-  local pid; pid="$(cat "$pidfile")"
-  kill "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-  echo "kafka.sh: broker stopped"
-}
+down() { stop broker 30; }
 
 case "${1:-}" in
   up) up ;;

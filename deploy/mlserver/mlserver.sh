@@ -30,10 +30,9 @@ grpc_port="${MLSERVER_GRPC_PORT:-18081}"
 metrics_port="${MLSERVER_METRICS_PORT:-18082}"
 python="${MLSERVER_PYTHON:-python3}"
 
-say() { echo "mlserver.sh: $*"; }
-die() { echo "mlserver.sh: $*" >&2; exit 1; }
-
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+script=mlserver.sh
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
 
 ready() {
   local url="http://127.0.0.1:$http_port/v2/health/ready"
@@ -121,15 +120,7 @@ up() {
   die "MLServer did not become ready within 120s; log: $log"
 }
 
-down() {
-  if ! running; then say "no MLServer running"; rm -f "$pidfile"; return; fi
-  local pid; pid="$(cat "$pidfile")"
-  kill "$pid"
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-  say "MLServer stopped"
-}
+down() { stop MLServer 10; }
 
 status() {
   if running; then

@@ -29,20 +29,9 @@ pidfile="$run/registry.pid"
 log="$run/registry.log"
 url="http://127.0.0.1:$port/apis/ccompat/v7"
 
-say() { echo "registry.sh: $*"; }
-die() { echo "registry.sh: $*" >&2; exit 1; }
-
-need() {
-  command -v "$1" >/dev/null 2>&1 && return
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "'$1' is missing; installing Debian package $2"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    command -v "$1" >/dev/null 2>&1 && return
-  fi
-  die "'$1' is not installed; install it (Debian: apt-get install -y $2) and run again"
-}
-
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+script=registry.sh
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
 
 ready() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && grep -q "Listening on" "$log" 2>/dev/null; }
 
@@ -85,15 +74,7 @@ up() {
   exit 1
 }
 
-down() {
-  if ! running; then say "no registry running"; rm -f "$pidfile"; return; fi
-  local pid; pid="$(cat "$pidfile")"
-  kill "$pid"
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-  say "registry stopped"
-}
+down() { stop registry 10; }
 
 case "${1:-}" in
   build) do_build ;;
