@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
+	"github.com/flexiflow/flexiflow/schemas"
 
 	"github.com/flexiflow/flexiflow/schemas/registry"
 )
@@ -44,7 +44,7 @@ type confluent struct {
 // reader's; err is a writer the events of which cannot be read (unknown
 // until expires, incompatible for good).
 type writer struct {
-	codec   *goavro.Codec
+	codec   *schemas.Binary
 	schema  *schemaSet
 	err     *Error
 	expires time.Time
@@ -59,7 +59,7 @@ func (c *Codec) decodeConfluent(value []byte) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	native, rest, err := w.codec.NativeFromBinary(value[5:])
+	native, rest, err := w.codec.Decode(value[5:])
 	if err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("the body is not the Avro encoding of writer schema id %d: %v", id, err)}
 	}
@@ -118,7 +118,7 @@ func (c *Codec) compileWriter(id int, text string) *writer {
 	bad := func(format string, args ...any) *writer {
 		return &writer{err: &Error{Msg: fmt.Sprintf("writer schema id %d ", id) + fmt.Sprintf(format, args...)}}
 	}
-	codec, err := goavro.NewCodec(text)
+	codec, err := schemas.NewBinary(text)
 	if err != nil {
 		return bad("does not parse as Avro: %v", err)
 	}
@@ -174,5 +174,5 @@ func (c *Codec) encodeConfluent(rec map[string]any) ([]byte, error) {
 	}
 	b := make([]byte, 5, 64)
 	binary.BigEndian.PutUint32(b[1:], uint32(id))
-	return c.avro.BinaryFromNative(b, rec)
+	return c.avro.Append(b, rec)
 }

@@ -18,7 +18,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/linkedin/goavro/v2"
+	"github.com/flexiflow/flexiflow/schemas"
 )
 
 // Formats a Codec reads and writes.
@@ -51,7 +51,7 @@ type Codec struct {
 	strict bool
 	root   any            // the record schema, parsed
 	named  map[string]any // named types by full name
-	avro   *goavro.Codec
+	avro   *schemas.Binary
 	name   string
 	schema string // the record schema's JSON
 
@@ -87,7 +87,7 @@ func New(format, schemaJSON string, strict bool, opts ...Option) (*Codec, error)
 	switch format {
 	case JSON:
 	case Avro, ConfluentAvro:
-		a, err := goavro.NewCodec(schemaJSON)
+		a, err := schemas.NewBinary(schemaJSON)
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +112,7 @@ func (c *Codec) Decode(value []byte) (map[string]any, error) {
 		return c.decodeConfluent(value)
 	}
 	if c.format == Avro {
-		v, rest, err := c.avro.NativeFromBinary(value)
+		v, rest, err := c.avro.Decode(value)
 		if err != nil {
 			return nil, &Error{Msg: fmt.Sprintf("not the Avro binary encoding of %s: %v", c.name, err)}
 		}
@@ -148,7 +148,7 @@ func (c *Codec) Encode(rec map[string]any) ([]byte, error) {
 		return c.encodeConfluent(rec)
 	}
 	if c.format == Avro {
-		return c.avro.BinaryFromNative(nil, rec)
+		return c.avro.Append(nil, rec)
 	}
 	return json.Marshal(c.toJSON(c.root, rec, ""))
 }

@@ -103,3 +103,17 @@ func TestAvro(t *testing.T) {
 		t.Errorf("framed bytes: %v, want an event error", err)
 	}
 }
+
+// TestAvroHostileBlockCount: an event whose array claims billions of items
+// in five bytes is refused as the event's fault; nothing tries to reserve
+// the memory it claims.
+func TestAvroHostileBlockCount(t *testing.T) {
+	c, err := event.New(event.Avro, `{"type":"record","name":"R","fields":[{"name":"xs","type":{"type":"array","items":"long"}}]}`, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Decode([]byte{0xFE, 0xFF, 0xFF, 0xFF, 0x0F})
+	if !event.IsEventError(err) {
+		t.Fatalf("a block count of 2^31 items in five bytes: %v, want an event error", err)
+	}
+}
