@@ -318,10 +318,11 @@ func (c *Codec) fromJSON(t, v any, path, ns string) (any, error) {
 		case "fixed":
 			s, ok := v.(string)
 			size, _ := x["size"].(float64)
-			if !ok || len(s) != int(size) {
-				return nil, bad("got %s, want a string of %d bytes", describe(v), int(size))
+			b, latin := latin1(s)
+			if !ok || !latin || len(b) != int(size) {
+				return nil, bad("got %s, want a string of %d bytes (one character U+0000..U+00FF per byte)", describe(v), int(size))
 			}
-			return []byte(s), nil
+			return b, nil
 		default: // a primitive written as {"type": …}, with or without a logicalType
 			return c.fromJSON(x["type"], v, path, ns)
 		}
@@ -353,10 +354,11 @@ func (c *Codec) primitiveFromJSON(t string, v any, path string) (any, error) {
 		return s, nil
 	case "bytes":
 		s, ok := v.(string)
-		if !ok {
-			return nil, bad("a string (bytes)")
+		b, latin := latin1(s)
+		if !ok || !latin {
+			return nil, bad("a string of bytes, one character U+0000..U+00FF per byte (Avro's JSON encoding)")
 		}
-		return []byte(s), nil
+		return b, nil
 	case "int", "long":
 		n, ok := v.(json.Number)
 		if !ok {
@@ -438,7 +440,7 @@ func (c *Codec) toJSON(t, v any, ns string) any {
 			return v
 		case "fixed":
 			if b, ok := v.([]byte); ok {
-				return string(b)
+				return fromLatin1(b)
 			}
 			return v
 		default:
@@ -446,9 +448,31 @@ func (c *Codec) toJSON(t, v any, ns string) any {
 		}
 	}
 	if b, ok := v.([]byte); ok {
-		return string(b)
+		return fromLatin1(b)
 	}
 	return v
+}
+
+// latin1 reads bytes as Avro's JSON encoding writes them: each character
+// U+0000..U+00FF is one byte. ok is false for a character past U+00FF.
+func latin1(s string) (b []byte, ok bool) {
+	b = make([]byte, 0, len(s))
+	for _, r := range s {
+		if r > 0xFF {
+			return nil, false
+		}
+		b = append(b, byte(r))
+	}
+	return b, true
+}
+
+// fromLatin1 writes bytes as Avro's JSON encoding does: one character per byte.
+func fromLatin1(b []byte) string {
+	r := make([]rune, len(b))
+	for i, c := range b {
+		r[i] = rune(c)
+	}
+	return string(r)
 }
 
 // branchName is the key goavro gives a union branch of type b.
@@ -473,11 +497,23 @@ func (c *Codec) branchName(b any, ns string) string {
 			return x["type"].(string)
 		default:
 			if s, ok := x["type"].(string); ok {
+				// goavro names the branch of a logical type it knows
+				// "type.logicalType"; of any other, the type's.
+				if lt, _ := x["logicalType"].(string); logicalBranches[s+"."+lt] {
+					return s + "." + lt
+				}
 				return s
 			}
 		}
 	}
 	return fmt.Sprint(b)
+}
+
+// logicalBranches are the logical types goavro gives a branch name of their
+// own in a union.
+var logicalBranches = map[string]bool{
+	"long.timestamp-millis": true, "long.timestamp-micros": true, "int.time-millis": true,
+	"long.time-micros": true, "int.date": true, "bytes.decimal": true, "string.validated-string": true,
 }
 
 func fullName(m map[string]any, ns string) string {

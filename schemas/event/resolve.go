@@ -147,12 +147,33 @@ func compatible(w, r *schemaSet, wt, rt any, wns, rns, path string, top bool, se
 // writerField is the writer record's field that reader field rf reads:
 // the same name, or one of rf's aliases.
 func writerField(wt any, rf map[string]any) map[string]any {
-	names := []any{rf["name"]}
-	names = append(names, asList(rf["aliases"])...)
-	for _, f := range asList(wt.(map[string]any)["fields"]) {
-		wf := f.(map[string]any)
-		if slices.Contains(names, wf["name"]) {
-			return wf
+	fields := asList(wt.(map[string]any)["fields"])
+	// The field's own name first: an alias only stands in for a writer
+	// field the reader has no field of the same name for.
+	for _, names := range [][]any{{rf["name"]}, asList(rf["aliases"])} {
+		for _, f := range fields {
+			if wf := f.(map[string]any); slices.Contains(names, wf["name"]) {
+				return wf
+			}
+		}
+	}
+	return nil
+}
+
+// readerBranch is the branch of reader union ru that writer type wt (not a
+// union) is read as: the first of the same type, else the first it
+// promotes to (an int read into ["null","long","int"] stays an int, a long
+// into ["double","long"] a long); nil if none.
+func readerBranch(r *schemaSet, wt any, ru []any, rns string) any {
+	for _, exact := range []bool{true, false} {
+		for _, b := range ru {
+			rb, _ := r.resolve(b, rns)
+			if kind(rb) == "union" || !matches(wt, rb, false) {
+				continue
+			}
+			if !exact || kind(rb) == kind(wt) {
+				return b
+			}
 		}
 	}
 	return nil
@@ -164,8 +185,11 @@ func convert(w, r *schemaSet, wt, rt, v any, wns, rns, path string, top bool) (a
 	wt, wns = w.resolve(wt, wns)
 	rt, rns = r.resolve(rt, rns)
 	if wu, ok := wt.([]any); ok {
-		branch, inner := any("null"), any(nil)
-		if m, ok := v.(map[string]any); ok && len(m) == 1 {
+		branch, inner := any(nil), any(nil)
+		switch m, ok := v.(map[string]any); {
+		case v == nil:
+			branch = "null"
+		case ok && len(m) == 1:
 			for name, x := range m {
 				for _, b := range wu {
 					if w.branchName(b, wns) == name {
@@ -173,27 +197,25 @@ func convert(w, r *schemaSet, wt, rt, v any, wns, rns, path string, top bool) (a
 					}
 				}
 			}
-		} else if v != nil {
-			return nil, &Error{Field: path, Msg: "a union value without its branch"}
+		}
+		if branch == nil {
+			return nil, &Error{Field: path, Msg: fmt.Sprintf("a value of none of the writer's %s", typeWords(wu))}
 		}
 		return convert(w, r, branch, rt, inner, wns, rns, path, top)
 	}
 	if ru, ok := rt.([]any); ok {
-		for _, b := range ru {
-			rb, _ := r.resolve(b, rns)
-			if kind(rb) == "union" || !matches(wt, rb, false) {
-				continue
-			}
-			if kind(wt) == "null" {
-				return nil, nil
-			}
-			out, err := convert(w, r, wt, b, v, wns, rns, path, false)
-			if err != nil {
-				return nil, err
-			}
-			return map[string]any{r.branchName(b, rns): out}, nil
+		b := readerBranch(r, wt, ru, rns)
+		if b == nil {
+			return nil, &Error{Field: path, Msg: fmt.Sprintf("the writer's %s is none of the reader's %s", typeWords(wt), typeWords(ru))}
 		}
-		return nil, &Error{Field: path, Msg: fmt.Sprintf("the writer's %s is none of the reader's %s", typeWords(wt), typeWords(ru))}
+		if kind(wt) == "null" {
+			return nil, nil
+		}
+		out, err := convert(w, r, wt, b, v, wns, rns, path, false)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{r.branchName(b, rns): out}, nil
 	}
 	if !matches(wt, rt, top) {
 		return nil, &Error{Field: path, Msg: fmt.Sprintf("the writer's %s cannot be read as the reader's %s", typeWords(wt), typeWords(rt))}

@@ -28,8 +28,8 @@ type Egress struct {
 	sink   *workflow.Sink
 	batch  *schemas.BatchCodec // the last step's output
 	events *event.Codec
-	input  *goavro.Codec // the first step's input, with include_input
-	inName string        // its full name: the input field's union branch
+	input  *schemas.Binary // the first step's input, with include_input
+	inName string          // its full name: the input field's union branch
 
 	// Counts, for progress and tests.
 	Batches, Events atomic.Int64
@@ -59,7 +59,7 @@ func NewEgress(wf *workflow.Workflow, first, last *schemas.BatchCodec, reg event
 	}
 	e := &Egress{wf: wf, sink: wf.Sink, batch: last, events: codec}
 	if wf.Sink.IncludeInput {
-		if e.input, err = goavro.NewCodec(first.RecordSchema); err != nil {
+		if e.input, err = schemas.NewBinary(first.RecordSchema); err != nil {
 			return nil, fmt.Errorf("sink.include_input: %w", err)
 		}
 		e.inName = first.Record
@@ -213,7 +213,7 @@ func (e *Egress) Records(recs []*kgo.Record) ([]*kgo.Record, error) {
 func (e *Egress) withInput(rec map[string]any, ev *schemas.Event) (map[string]any, error) {
 	var in any
 	if ev != nil && ev.Input != nil {
-		v, _, err := e.input.NativeFromBinary(ev.Input)
+		v, _, err := e.input.Decode(ev.Input)
 		if err != nil {
 			return nil, fmt.Errorf("the event's input record: %w", err)
 		}

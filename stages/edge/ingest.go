@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -25,7 +24,7 @@ type Ingest struct {
 	events *event.Codec
 	batch  *schemas.BatchCodec // the first step's input
 	in     string              // the first step's input topic
-	input  *goavro.Codec       // with the sink's include_input: encodes each event's record
+	input  *schemas.Binary     // with the sink's include_input: encodes each event's record
 	now    func() time.Time
 
 	// Counts, for progress and tests.
@@ -45,7 +44,7 @@ func NewIngest(wf *workflow.Workflow, first *schemas.BatchCodec, reg event.Regis
 	}
 	g := &Ingest{wf: wf, src: wf.Source, events: codec, batch: first, in: wf.Steps[0].Topics.In, now: time.Now}
 	if wf.Sink != nil && wf.Sink.IncludeInput {
-		if g.input, err = goavro.NewCodec(first.RecordSchema); err != nil {
+		if g.input, err = schemas.NewBinary(first.RecordSchema); err != nil {
 			return nil, err
 		}
 	}
@@ -147,7 +146,7 @@ func (g *Ingest) Batch(recs []*kgo.Record) ([]*kgo.Record, error) {
 			}
 			ev := eventOf(r)
 			if g.input != nil {
-				if ev.Input, err = g.input.BinaryFromNative(nil, rec); err != nil {
+				if ev.Input, err = g.input.Append(nil, rec); err != nil {
 					return nil, fmt.Errorf("event %s/%d/%d: encoding its record for the sink's include_input: %w", r.Topic, r.Partition, r.Offset, err)
 				}
 			}
