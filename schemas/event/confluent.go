@@ -106,6 +106,14 @@ func (c *Codec) writer(id int) (*writer, error) {
 		w = c.compileWriter(id, text)
 	}
 	cf.mu.Lock()
+	if !w.expires.IsZero() { // remembering an unknown id: forget those that expired
+		now := time.Now()
+		for k, old := range cf.writers {
+			if !old.expires.IsZero() && now.After(old.expires) {
+				delete(cf.writers, k)
+			}
+		}
+	}
 	cf.writers[id] = w
 	cf.mu.Unlock()
 	if w.err != nil {
@@ -166,11 +174,17 @@ func (c *Codec) registered(ctx context.Context) (int, error) {
 }
 
 func (c *Codec) encodeConfluent(rec map[string]any) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	id, err := c.registered(ctx)
-	if err != nil {
-		return nil, err
+	c.confluent.mu.Lock()
+	id := c.confluent.id
+	c.confluent.mu.Unlock()
+	if id == 0 { // not registered yet (Prepare was not called, or failed)
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		var err error
+		id, err = c.registered(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 	}
 	b := make([]byte, 5, 64)
 	binary.BigEndian.PutUint32(b[1:], uint32(id))

@@ -165,8 +165,12 @@ func (c *Client) wrap(what string, err error) error {
 	var re *sr.ResponseError
 	if errors.As(err, &re) {
 		switch {
-		case re.StatusCode == http.StatusNotFound:
+		case re.StatusCode == http.StatusNotFound && (re.ErrorCode == 40401 || re.ErrorCode == 40402 || re.ErrorCode == 40403):
+			// The registry's own answer: no such subject, version or schema.
 			return fmt.Errorf("%s: %w at %s (%s)", what, ErrUnknown, c.cfg.URL, re.Message)
+		case re.StatusCode == http.StatusNotFound:
+			// Not the registry's API at all: a wrong URL is no event's fault.
+			return fmt.Errorf("%s: %s answered HTTP 404 without a schema registry's error code: is the URL right (Apicurio's ends in /apis/ccompat/v7)? retrying", what, c.cfg.URL)
 		case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
 			return fmt.Errorf("%s: the schema registry at %s refused our credentials (HTTP %d: %s); check --schema-registry-user and its password, or the token", what, c.cfg.URL, re.StatusCode, re.Message)
 		case re.StatusCode >= 500:

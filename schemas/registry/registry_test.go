@@ -48,6 +48,15 @@ func TestRealRegistry(t *testing.T) {
 	if _, err := fresh.SchemaByID(ctx, 1<<30); !errors.Is(err, registry.ErrUnknown) {
 		t.Fatalf("an id the registry lacks: %v, want ErrUnknown", err)
 	}
+	// The registry's host with the wrong path: not an unknown schema.
+	wrong := url[:strings.Index(url[len("http://"):], "/")+len("http://")]
+	wc, err := registry.New(registry.Config{URL: wrong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wc.SchemaByID(ctx, id); err == nil || errors.Is(err, registry.ErrUnknown) || !strings.Contains(err.Error(), "is the URL right") {
+		t.Fatalf("the registry's host without its API path: %v, want an error asking about the URL (not ErrUnknown)", err)
+	}
 	down, err := registry.New(registry.Config{URL: "http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
