@@ -38,9 +38,6 @@ type Config struct {
 	Linger     time.Duration
 	MaxRecords int
 	Log        *zap.Logger
-	// Committed, when set, is called after each committed transaction with
-	// the number of records consumed and produced.
-	Committed func(consumed, produced int)
 }
 
 // Run relays until ctx ends. A failed session is replaced after a
@@ -96,21 +93,23 @@ func session(ctx context.Context, c Config, fn Func) error {
 			lctx, cancel := context.WithTimeout(ctx, c.Linger)
 			for len(recs) < c.MaxRecords && lctx.Err() == nil {
 				more := sess.PollRecords(lctx, c.MaxRecords-len(recs))
-				if err := fetchErr(more); err != nil {
+				// Records polled count as consumed: they go in this
+				// transaction even when the poll also reports an error.
+				recs = append(recs, more.Records()...)
+				if fetchErr(more) != nil {
 					break
 				}
-				recs = append(recs, more.Records()...)
 			}
 			cancel()
 		}
 		if len(recs) == 0 {
 			continue
 		}
-		fnFailed, err := transact(ctx, c, sess, recs, fn)
+		aborted, err := transact(ctx, c, sess, recs, fn)
 		if err != nil {
 			return err
 		}
-		if !fnFailed {
+		if !aborted {
 			pause.Reset()
 			continue
 		}
@@ -131,25 +130,31 @@ func fetchErr(f kgo.Fetches) error {
 	return errors.Join(errs...)
 }
 
-// transact runs fn over recs in one transaction; fnFailed reports that
-// fn's error aborted it.
-func transact(ctx context.Context, c Config, sess *kgo.GroupTransactSession, recs []*kgo.Record, fn Func) (fnFailed bool, err error) {
+// endTimeout bounds flushing and ending a transaction, so a stop or a
+// broker that went away cannot hold the relay for good.
+const endTimeout = 30 * time.Second
+
+// transact runs fn over recs in one transaction; aborted reports that it
+// did not commit (fn failed, or a record was refused), so the records are
+// read again after a pause.
+func transact(ctx context.Context, c Config, sess *kgo.GroupTransactSession, recs []*kgo.Record, fn Func) (aborted bool, err error) {
 	if err := sess.Begin(); err != nil {
 		return false, fmt.Errorf("beginning a transaction: %w", err)
 	}
 	out, fnErr := fn(recs)
-	var produceErr atomic.Value
-	endCtx := context.WithoutCancel(ctx)
+	var produceErr atomic.Value // always an error wrapped by fmt.Errorf: one concrete type
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
 	if fnErr == nil {
 		for _, r := range out {
 			sess.Produce(endCtx, r, func(_ *kgo.Record, err error) {
 				if err != nil {
-					produceErr.CompareAndSwap(nil, err)
+					produceErr.CompareAndSwap(nil, fmt.Errorf("producing to %s: %w", r.Topic, err))
 				}
 			})
 		}
 		if err := sess.Client().Flush(endCtx); err != nil {
-			produceErr.CompareAndSwap(nil, err)
+			produceErr.CompareAndSwap(nil, fmt.Errorf("flushing the transaction's records: %w", err))
 		}
 	}
 	commit := kgo.TryCommit
@@ -169,10 +174,7 @@ func transact(ctx context.Context, c Config, sess *kgo.GroupTransactSession, rec
 		} else if pe := produceErr.Load(); pe != nil {
 			c.Log.Warn("transaction aborted; its records will be read again", zap.String("group", c.Group), zap.Error(pe.(error)))
 		}
-		return fnErr != nil, nil
-	}
-	if c.Committed != nil {
-		c.Committed(len(recs), len(out))
+		return true, nil
 	}
 	return false, nil
 }
