@@ -14,6 +14,13 @@ type Policy interface {
 	Estimates(dst []Estimate) []Estimate
 }
 
+// DownstreamObserver is a policy that also learns what its models' outputs
+// do in later steps: after a batch model i served leaves the workflow, what
+// it cost downstream and whether it was delivered (bandit.FlexiFlow).
+type DownstreamObserver interface {
+	ObserveDownstream(i int, cost float64, delivered bool)
+}
+
 // Estimate is a policy's mean view of one model.
 type Estimate struct {
 	PassProb float64 // estimated probability that the model's batch passes

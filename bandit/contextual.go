@@ -3,6 +3,7 @@ package bandit
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"sort"
 )
 
@@ -31,7 +32,10 @@ func NewContextual(mk func(seed uint64) Policy, seed uint64) *Contextual {
 func (c *Contextual) SetContext(key string) {
 	p, ok := c.subs[key]
 	if !ok {
-		p = c.mk(c.seed + uint64(len(c.subs))*0x9e3779b97f4a7c15)
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(key))
+		p = c.mk(c.seed ^ h.Sum64()) // the same seed for a context after every restart
+
 		c.subs[key] = p
 	}
 	c.cur = p
@@ -59,9 +63,7 @@ func (c *Contextual) Estimates(dst []Estimate) []Estimate { return c.cur.Estimat
 // ObserveDownstream passes a downstream report to the current context's
 // policy, when it learns from them.
 func (c *Contextual) ObserveDownstream(i int, cost float64, delivered bool) {
-	if d, ok := c.cur.(interface {
-		ObserveDownstream(int, float64, bool)
-	}); ok {
+	if d, ok := c.cur.(DownstreamObserver); ok {
 		d.ObserveDownstream(i, cost, delivered)
 	}
 }

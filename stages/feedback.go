@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/flexiflow/flexiflow/bandit"
 	"github.com/flexiflow/flexiflow/schemas"
 )
 
@@ -53,38 +54,25 @@ type downstream struct {
 	delay     time.Duration
 }
 
-// downstreamObserver is what a policy that learns from feedback has
-// (bandit.FlexiFlow).
-type downstreamObserver interface {
-	ObserveDownstream(i int, cost float64, delivered bool)
-}
-
 // feedbackRecords are the reports for a batch that ends here: spent lists
 // what each step that passed it on took, endCost what this step spent if
 // it did not (a dead letter), delivered whether it reached the workflow's
 // output.
 func (s *Stage) feedbackRecords(id string, spent []schemas.Spent, endCost float64, delivered bool, now time.Time) []*kgo.Record {
-	wf := s.step.Workflow
 	var out []*kgo.Record
-	for j, e := range spent {
-		st, err := wf.Step(e.Step)
-		if err != nil || st.Topics.Feedback == "" || st.Name == s.step.Spec.Name {
-			continue
+	cost := endCost // what the steps after spent[j] spent, walking back
+	for j := len(spent) - 1; j >= 0; j-- {
+		e := spent[j]
+		if topic := s.feedbackTopics[e.Step]; topic != "" {
+			up := ""
+			if j > 0 {
+				up = spent[j-1].Model
+			}
+			v, _ := json.Marshal(feedbackReport{BatchID: id, Step: e.Step, Model: e.Model, Context: up, DownstreamCostMs: cost, Delivered: delivered,
+				EndedAt: s.step.Spec.Name, ServedAtMs: e.AtMs, EndedAtMs: now.UnixMilli()}) // strings, numbers, bools: cannot fail
+			out = append(out, &kgo.Record{Topic: topic, Key: []byte(id), Value: v})
 		}
-		cost := endCost
-		for _, later := range spent[j+1:] {
-			cost += later.CostMs
-		}
-		up := ""
-		if j > 0 {
-			up = spent[j-1].Model
-		}
-		v, err := json.Marshal(feedbackReport{BatchID: id, Step: e.Step, Model: e.Model, Context: up, DownstreamCostMs: cost, Delivered: delivered,
-			EndedAt: s.step.Spec.Name, ServedAtMs: e.AtMs, EndedAtMs: now.UnixMilli()})
-		if err != nil {
-			continue
-		}
-		out = append(out, &kgo.Record{Topic: st.Topics.Feedback, Key: []byte(id), Value: v})
+		cost += e.CostMs
 	}
 	return out
 }
@@ -122,20 +110,19 @@ func (s *Stage) observeDownstreamLocked(d *downstream) {
 			s.log.Error("policy failed to learn from downstream feedback", zap.Any("panic", p), zap.String("stack", firstFrames(debug.Stack())))
 		}
 	}()
-	s.stats.Feedback.Add(1)
-	ms := d.delay.Milliseconds()
-	s.stats.FeedbackDelayMs.Add(ms)
-	for {
-		old := s.stats.FeedbackDelayMaxMs.Load()
-		if ms <= old || s.stats.FeedbackDelayMaxMs.CompareAndSwap(old, ms) {
-			break
-		}
-	}
-	if s.contexts != nil {
-		s.contexts.SetContext(d.context)
-	}
-	if o, ok := s.policy.(downstreamObserver); ok {
+	s.setContextLocked(d.context)
+	if o, ok := s.policy.(bandit.DownstreamObserver); ok {
 		o.ObserveDownstream(d.model, d.cost, d.delivered)
+	}
+}
+
+// countFeedback adds a committed report to the stage's counters.
+func (s *Stage) countFeedback(d *downstream) {
+	ms := d.delay.Milliseconds()
+	s.stats.Feedback.Add(1)
+	s.stats.FeedbackDelayMs.Add(ms)
+	if ms > s.stats.FeedbackDelayMaxMs.Load() { // transact is the only writer
+		s.stats.FeedbackDelayMaxMs.Store(ms)
 	}
 }
 

@@ -34,9 +34,13 @@ type Stage struct {
 	log    *zap.Logger
 	policy bandit.Policy
 	// contexts is policy when the step keeps one per upstream model
-	// (policy context: upstream); nil otherwise.
+	// (policy context: upstream), and leaders each context's leader
+	// tracker; nil otherwise.
 	contexts *bandit.Contextual
-	leader   *bandit.Leader
+	leaders  map[string]*bandit.Leader
+	// feedbackTopics maps each step with later steps to its feedback topic.
+	feedbackTopics map[string]string
+	leader         *bandit.Leader
 
 	mu    sync.Mutex // guards policy, leader and the scratch slices
 	rank  []int
@@ -135,11 +139,15 @@ func WithWorkers(n int) Option {
 	}
 }
 
+// leaderMargin is how much better a challenger's score must be before it
+// becomes a step's top-ranked model (bandit.NewLeader).
+const leaderMargin = 0.1
+
 // NewStage prepares a consumer for step on the Kafka cluster cfg describes.
 func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 	s := &Stage{
 		step: step, kafka: cfg, log: zap.NewNop(),
-		leader: bandit.NewLeader(0.1), maxPoll: 32, bufs: bufPool{max: 64 << 20}, workers: runtime.GOMAXPROCS(0), closeDeadline: 10 * time.Second, now: time.Now,
+		leader: bandit.NewLeader(leaderMargin), maxPoll: 32, bufs: bufPool{max: 64 << 20}, workers: runtime.GOMAXPROCS(0), closeDeadline: 10 * time.Second, now: time.Now,
 		sessionTO: DefaultSessionTimeout,
 	}
 	s.pooled = context.WithValue(context.Background(), pooledKey{}, true)
@@ -159,11 +167,17 @@ func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 				q, _ := bandit.New(p.Name, len(step.Models), bandit.Params(p.Params), seed) // checked above
 				return q
 			}, p.Seed)
-			s.policy, s.contexts = c, c
+			s.policy, s.contexts, s.leaders = c, c, map[string]*bandit.Leader{"": s.leader}
 		}
 	}
 	if s.instance == "" {
 		s.instance, _ = os.Hostname()
+	}
+	s.feedbackTopics = map[string]string{}
+	for _, st := range step.Workflow.Steps {
+		if st.Topics.Feedback != "" {
+			s.feedbackTopics[st.Name] = st.Topics.Feedback
+		}
 	}
 	s.log = stream.Quiet(s.log, 10*time.Second).With(zap.String("step", step.Spec.Name), zap.String("instance", s.instance))
 	s.stats.leader.Store("")
@@ -418,6 +432,9 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 	}
 	s.stats.Commits.Add(1)
 	for _, rt := range routed {
+		if rt.feedback != nil {
+			s.countFeedback(rt.feedback)
+		}
 		if rt.trace == nil {
 			continue // a feedback report, or a record skipped
 		}
@@ -559,8 +576,14 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 		if from >= 0 {
 			fromName = s.step.Models[from].Name
 		}
-		s.log.Info("top-ranked model switched", zap.String("from", fromName), zap.String("to", leader), zap.Any("estimates", ests))
-	} else if leader != "" {
+		fields := []zap.Field{zap.String("from", fromName), zap.String("to", leader), zap.Any("estimates", ests)}
+		if s.contexts != nil {
+			fields = append(fields, zap.String("after", ctxKey))
+		}
+		s.log.Info("top-ranked model switched", fields...)
+	} else if leader != "" && s.contexts == nil {
+		// (A contextual step's leader is stored when one of its contexts
+		// switches: its batches move between contexts all the time.)
 		s.stats.leader.Store(leader)
 	}
 
@@ -844,11 +867,20 @@ func (s *Stage) contextOf(b *schemas.Batch) string {
 	return b.Spent[len(b.Spent)-1].Model
 }
 
-// setContextLocked points a contextual policy at context key (s.mu held).
+// setContextLocked points a contextual policy, and the leader its
+// rankings are tracked by, at context key (s.mu held): each context has
+// its own top-ranked model, so moving between contexts is no switch.
 func (s *Stage) setContextLocked(key string) {
-	if s.contexts != nil {
-		s.contexts.SetContext(key)
+	if s.contexts == nil {
+		return
 	}
+	s.contexts.SetContext(key)
+	l, ok := s.leaders[key]
+	if !ok {
+		l = bandit.NewLeader(leaderMargin)
+		s.leaders[key] = l
+	}
+	s.leader = l
 }
 
 // evaluate runs the step's assertions; a panic in them fails the batch with

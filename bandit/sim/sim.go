@@ -10,13 +10,9 @@ import (
 // Factory builds the policy for one step (index step, k models).
 type Factory func(step, k int, seed uint64) bandit.Policy
 
-// DownstreamObserver is implemented by policies that learn what their
-// models' outputs do in later steps: after a batch that model i served
-// leaves the workflow, how much it cost downstream and whether it was
-// delivered.
-type DownstreamObserver interface {
-	ObserveDownstream(i int, cost float64, delivered bool)
-}
+// DownstreamObserver is bandit.DownstreamObserver: policies that learn what
+// their models' outputs do in later steps.
+type DownstreamObserver = bandit.DownstreamObserver
 
 // Result is one policy's run on one seed.
 type Result struct {
