@@ -513,7 +513,7 @@ func edgesSetup(o Options, prefix string) (*setup, error) {
 	}
 	step := steps[0]
 	s := &setup{in: wf.Source.Topic, out: wf.Sink.Topic, dlq: wf.Source.DLQ, group: wf.Source.Group, make: blobEvents(o), perUnit: 1,
-		topics: append(wf.AllTopics(), wf.Topics.State), commits: func() int64 { return 0 }}
+		topics: append(append(wf.AllTopics(), wf.EdgeTopics()...), wf.Topics.State), commits: func() int64 { return 0 }}
 	s.run = func(ctx context.Context, c int) error {
 		instance := fmt.Sprintf("bench-%d", c)
 		g, err := edge.NewIngest(wf, step.In, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strings"
 	"sync"
@@ -195,16 +196,16 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 				}
 				if d, dl := col.Finished(); d+dl >= o.Batches {
 					wall := time.Since(start)
-					awaitFeedback(pipe, steps[len(steps)-1].Spec.Name, 10*time.Second)
+					awaitFeedback(ctx, pipe, steps[len(steps)-1].Spec.Name, 10*time.Second)
 					cancel()
 					colWG.Wait()
 					if err := pipe.Stop(); err != nil {
 						return nil, err
 					}
 					r := col.Report(produced, PhaseNames(o.Batches), wall)
-					for _, s := range pipe.Snapshots() {
-						if s.Feedback > 0 {
-							r.Feedback = append(r.Feedback, summary.FeedbackReport{Step: s.Step, Reports: s.Feedback, MeanDelayMs: s.FeedbackDelayMeanMs, MaxDelayMs: s.FeedbackDelayMaxMs})
+					for _, f := range feedbackByStep(pipe, steps[len(steps)-1].Spec.Name) {
+						if f.Reports > 0 {
+							r.Feedback = append(r.Feedback, f.FeedbackReport)
 						}
 					}
 					return &r, nil
@@ -215,23 +216,52 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 	}
 }
 
-// awaitFeedback waits (at most d) until every step but the last has read a
-// downstream report for each batch it passed on: the reports of the last
-// batches are still on their way when the batches themselves have ended.
-func awaitFeedback(pipe *pipeline.Pipeline, last string, d time.Duration) {
+// awaitFeedback waits (at most d, or until ctx ends) until every step but
+// the last has read a downstream report for each batch it passed on: the
+// reports of the last batches are still on their way when the batches
+// themselves have ended.
+func awaitFeedback(ctx context.Context, pipe *pipeline.Pipeline, last string, d time.Duration) {
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
 		behind := false
-		for _, s := range pipe.Snapshots() {
-			if s.Step != last && s.Feedback < s.Next {
-				behind = true
-			}
+		for _, f := range feedbackByStep(pipe, last) {
+			behind = behind || f.Reports < f.passedOn
 		}
 		if !behind {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stepFeedback is what a step's consumers, together, heard back.
+type stepFeedback struct {
+	summary.FeedbackReport
+	passedOn int64
+}
+
+// feedbackByStep adds up the counters of each step's consumers, in
+// workflow order, for every step but the last.
+func feedbackByStep(pipe *pipeline.Pipeline, last string) []stepFeedback {
+	var out []stepFeedback
+	at := map[string]int{}
+	for _, s := range pipe.Snapshots() {
+		if s.Step == last {
+			continue
+		}
+		i, ok := at[s.Step]
+		if !ok {
+			i = len(out)
+			at[s.Step] = i
+			out = append(out, stepFeedback{FeedbackReport: summary.FeedbackReport{Step: s.Step}})
+		}
+		f := &out[i]
+		f.MeanDelayMs = (f.MeanDelayMs*float64(f.Reports) + s.FeedbackDelayMeanMs*float64(s.Feedback)) / math.Max(1, float64(f.Reports+s.Feedback))
+		f.Reports += s.Feedback
+		f.MaxDelayMs = math.Max(f.MaxDelayMs, s.FeedbackDelayMaxMs)
+		f.passedOn += s.Next
+	}
+	return out
 }
 
 func describeSteps(steps []*stages.Step) string {

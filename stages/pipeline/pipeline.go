@@ -128,18 +128,22 @@ func Start(ctx context.Context, steps []*stages.Step, kafka stream.Config, opts 
 		return nil, errors.New("no steps to run")
 	}
 	wf := steps[0].Workflow
+	topics := wf.AllTopics()
+	if o.edges {
+		topics = append(topics, wf.EdgeTopics()...)
+	}
 	if o.createTopics {
 		parts := o.partitions
 		if parts == 0 {
 			parts = wf.Partitions
 		}
-		if err := stream.EnsureTopics(ctx, kafka, parts, wf.AllTopics()...); err != nil {
+		if err := stream.EnsureTopics(ctx, kafka, parts, topics...); err != nil {
 			return nil, err
 		}
 		if err := stream.EnsureCompactedTopic(ctx, kafka, wf.Topics.State); err != nil {
 			return nil, err
 		}
-	} else if err := stream.CheckTopics(ctx, kafka, append(wf.AllTopics(), wf.Topics.State)...); err != nil {
+	} else if err := stream.CheckTopics(ctx, kafka, append(topics, wf.Topics.State)...); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -157,16 +161,7 @@ func Start(ctx context.Context, steps []*stages.Step, kafka stream.Config, opts 
 				return nil, err
 			}
 			p.stages = append(p.stages, st)
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				if err := st.Run(ctx); err != nil {
-					o.log.Error("stage stopped with an error", zap.String("step", step.Spec.Name), zap.Error(err))
-					p.mu.Lock()
-					p.errs = append(p.errs, err)
-					p.mu.Unlock()
-				}
-			}()
+			p.spawn(zap.String("step", step.Spec.Name), o.log, func() error { return st.Run(ctx) })
 		}
 	}
 	if o.edges {
@@ -179,20 +174,25 @@ func Start(ctx context.Context, steps []*stages.Step, kafka stream.Config, opts 
 	return p, nil
 }
 
+// spawn runs f until it returns, keeping its error for Err and Stop.
+func (p *Pipeline) spawn(who zap.Field, log *zap.Logger, f func() error) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if err := f(); err != nil {
+			log.Error("stopped with an error", who, zap.Error(err))
+			p.mu.Lock()
+			p.errs = append(p.errs, err)
+			p.mu.Unlock()
+		}
+	}()
+}
+
 // startEdges starts the ingest and egress roles of steps' workflow.
 func (p *Pipeline) startEdges(ctx context.Context, steps []*stages.Step, kafka stream.Config, o options) error {
 	wf := steps[0].Workflow
 	run := func(role string, f func(context.Context) error) {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			if err := f(ctx); err != nil {
-				o.log.Error("stopped with an error", zap.String("role", role), zap.Error(err))
-				p.mu.Lock()
-				p.errs = append(p.errs, err)
-				p.mu.Unlock()
-			}
-		}()
+		p.spawn(zap.String("role", role), o.log, func() error { return f(ctx) })
 	}
 	if first := steps[0]; wf.Source != nil && first.Spec.Index == 0 {
 		g, err := edge.NewIngest(wf, first.In, o.registry)

@@ -245,8 +245,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// AllTopics lists every topic the workflow uses, in a stable order, except
-// the compacted state topic (Topics.State), which needs its own settings.
+// AllTopics lists every topic the workflow's steps use, in a stable order,
+// except the compacted state topic (Topics.State), which needs its own
+// settings, and the source's and sink's (EdgeTopics), which only ingest and
+// egress need.
 func (w *Workflow) AllTopics() []string {
 	var out []string
 	for _, s := range w.Steps {
@@ -255,7 +257,13 @@ func (w *Workflow) AllTopics() []string {
 			out = append(out, s.Topics.Feedback)
 		}
 	}
-	out = append(out, w.Topics.Out, w.Topics.Traces)
+	return append(out, w.Topics.Out, w.Topics.Traces)
+}
+
+// EdgeTopics lists the source's topics (its events, its dead letters) and
+// the sink's, where the workflow has them: the user's own topics.
+func (w *Workflow) EdgeTopics() []string {
+	var out []string
 	if w.Source != nil {
 		out = append(out, w.Source.Topic, w.Source.DLQ)
 	}
