@@ -885,14 +885,7 @@ func (s *Stage) setContextLocked(key string) {
 
 // evaluate runs the step's assertions; a panic in them fails the batch with
 // the panic as the reason.
-func (s *Stage) evaluate(in, out []models.Record) (res assert.Result) {
-	defer func() {
-		if p := recover(); p != nil {
-			res = assert.Result{Reason: fmt.Sprintf("assertions panicked: %v\n%s", p, firstFrames(debug.Stack()))}
-		}
-	}()
-	return s.step.Asserts.Evaluate(in, out)
-}
+func (s *Stage) evaluate(in, out []models.Record) assert.Result { return s.step.evaluate(in, out) }
 
 // isPermutation reports whether rank orders exactly the indices 0..k-1.
 func isPermutation(rank []int, k int) bool {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 
+	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages/assert"
 	"github.com/flexiflow/flexiflow/stages/models"
 )
 
@@ -39,7 +42,24 @@ func (s *Step) Try(ctx context.Context, m int, in []models.Record) (Attempt, err
 		a.Reason = err.Error()
 		return a, nil //nolint:nilerr // a model that fails is an attempt that did not pass, as in a stage
 	}
-	res := s.Asserts.Evaluate(in, out)
+	res := s.evaluate(in, out)
 	a.Out, a.Passed, a.Reason = out, res.Verdict, res.Reason
+	if a.Passed {
+		// As a stage would, refuse an answer the output schema cannot hold.
+		if _, err := s.Out.Encode(nil, &schemas.Batch{ID: "try", Records: out}); err != nil {
+			a.Passed, a.Reason = false, fmt.Sprintf("model %q answered records that do not fit output schema %s: %v", slot.Name, s.Out.Record, err)
+		}
+	}
 	return a, nil
+}
+
+// evaluate runs the step's assertions; a panic in them fails the batch with
+// the panic as the reason.
+func (s *Step) evaluate(in, out []models.Record) (res assert.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = assert.Result{Reason: fmt.Sprintf("assertions panicked: %v\n%s", p, firstFrames(debug.Stack()))}
+		}
+	}()
+	return s.Asserts.Evaluate(in, out)
 }

@@ -19,13 +19,12 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 
+	"github.com/flexiflow/flexiflow/bandit/sim"
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/models"
 )
-
-// Header is the table's CSV header.
-const Header = "item,step,upstream,model,passed,cost_ms"
 
 // Options tunes Write.
 type Options struct {
@@ -49,7 +48,7 @@ func Write(ctx context.Context, steps []*stages.Step, n int, batch func(i int) (
 		return err
 	}
 	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"item", "step", "upstream", "model", "passed", "cost_ms"}); err != nil {
+	if err := cw.Write(strings.Split(sim.TableHeader, ",")); err != nil {
 		return err
 	}
 	for i := 0; i < n; i++ {
@@ -63,13 +62,21 @@ func Write(ctx context.Context, steps []*stages.Step, n int, batch func(i int) (
 		for s, st := range steps {
 			next, nextPath := map[int][]models.Record{}, -1
 			for _, u := range upstreams(s, steps) {
-				input, ok := inputs[u]
-				if !ok {
-					continue // the upstream model gave no output: no row can be made
-				}
 				up := ""
 				if u >= 0 {
 					up = steps[s-1].Models[u].Name
+				}
+				input, ok := inputs[u]
+				if !ok {
+					// The upstream model failed outright: it never passes the
+					// batch on, so these rows are never walked, but a table
+					// has every (upstream, model) pair.
+					for _, slot := range st.Models {
+						if err := cw.Write([]string{strconv.Itoa(i), st.Spec.Name, up, slot.Name, "false", "0"}); err != nil {
+							return err
+						}
+					}
+					continue
 				}
 				for m, slot := range st.Models {
 					a, err := try(ctx, st, m, input, o.Repeat)

@@ -41,22 +41,20 @@ Examples:
   flexiflow bench outcomes --workflow wf.yaml --from records.jsonl --batch-size 16 --out wf.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path := wfPath
+			var l *loaded
+			var err error
 			if trap {
 				if wfPath != "" {
 					return fmt.Errorf("--workflow-trap and --workflow name two workflows; give one")
 				}
-				dir, err := os.MkdirTemp("", "flexiflow-trap")
+				wf, err := demo.TrapWorkflow()
 				if err != nil {
 					return err
 				}
-				defer func() { _ = os.RemoveAll(dir) }()
-				path = dir + "/digits-trap.yaml"
-				if err := os.WriteFile(path, demo.TrapWorkflowYAML(), 0o600); err != nil {
-					return err
-				}
+				l, err = compileWorkflow(wf, zap.NewNop())
+			} else {
+				l, err = compile(wfPath, zap.NewNop())
 			}
-			l, err := compile(path, zap.NewNop())
 			if err != nil {
 				return err
 			}
@@ -68,7 +66,7 @@ Examples:
 					return err
 				}
 				n = (len(recs) + size - 1) / size
-				if batches > 0 && batches < n {
+				if batches < n {
 					n = batches
 				}
 				batch = func(i int) ([]models.Record, error) { return recs[i*size : min(len(recs), (i+1)*size)], nil }

@@ -44,6 +44,11 @@ func compile(path string, log *zap.Logger, edits ...func(*workflow.Workflow) err
 			return nil, err
 		}
 	}
+	return compileWorkflow(wf, log)
+}
+
+// compileWorkflow compiles a parsed workflow against the binary's kinds.
+func compileWorkflow(wf *workflow.Workflow, log *zap.Logger) (*loaded, error) {
 	b, err := newBuiltins()
 	if err != nil {
 		return nil, err
