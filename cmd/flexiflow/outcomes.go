@@ -47,9 +47,9 @@ Examples:
 				if wfPath != "" {
 					return fmt.Errorf("--workflow-trap and --workflow name two workflows; give one")
 				}
-				wf, err := demo.TrapWorkflow()
-				if err != nil {
-					return err
+				wf, perr := demo.TrapWorkflow()
+				if perr != nil {
+					return perr
 				}
 				l, err = compileWorkflow(wf, zap.NewNop())
 			} else {
