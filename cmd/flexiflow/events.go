@@ -33,8 +33,12 @@ type eventLine struct {
 // null, anything else a string.
 func eventLines(r io.Reader, name string, kinds map[string]string) ([]eventLine, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
+	skipped := 0 // lines before the first that holds anything, for line numbers
 	head, _ := br.Peek(1)
 	for len(head) == 1 && (head[0] == ' ' || head[0] == '\n' || head[0] == '\r' || head[0] == '\t') {
+		if head[0] == '\n' {
+			skipped++
+		}
 		_, _ = br.ReadByte()
 		head, _ = br.Peek(1)
 	}
@@ -51,10 +55,15 @@ func eventLines(r io.Reader, name string, kinds map[string]string) ([]eventLine,
 			if err == io.EOF {
 				return out, nil
 			}
-			line, _ := cr.FieldPos(0)
 			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %v (nothing was written)", name, line, err)
+				line := 0
+				if pe := (*csv.ParseError)(nil); errors.As(err, &pe) {
+					line = pe.Line
+				}
+				return nil, fmt.Errorf("%s:%d: %v (nothing was written)", name, line+skipped, err)
 			}
+			line, _ := cr.FieldPos(0)
+			line += skipped
 			if len(row) != len(header) {
 				return nil, fmt.Errorf("%s:%d: %d cells for the header's %d fields (nothing was written)", name, line, len(row), len(header))
 			}
@@ -71,7 +80,7 @@ func eventLines(r io.Reader, name string, kinds map[string]string) ([]eventLine,
 	}
 	sc := bufio.NewScanner(br)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for line := 1; sc.Scan(); line++ {
+	for line := 1 + skipped; sc.Scan(); line++ {
 		if text := strings.TrimSpace(sc.Text()); text != "" {
 			out = append(out, eventLine{line, text})
 		}
@@ -80,6 +89,25 @@ func eventLines(r io.Reader, name string, kinds map[string]string) ([]eventLine,
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	return out, nil
+}
+
+// eventKey is field of a JSON event as its Kafka key: a string's text, any
+// other value's JSON as written (a number keeps its digits: 1234567, not
+// 1.234567e+06).
+func eventKey(text, field string) ([]byte, bool) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal([]byte(text), &obj) != nil {
+		return nil, false
+	}
+	raw, ok := obj[field]
+	if !ok {
+		return nil, false
+	}
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		return []byte(str), true
+	}
+	return raw, true
 }
 
 // csvValue is a CSV cell as the JSON value its field's kind expects.
@@ -150,13 +178,11 @@ func produceEvents(cmd *cobra.Command, g *globals, wfPath, brokers, from, key st
 		}
 		kr := &kgo.Record{Topic: src.Topic, Value: value}
 		if key != "" {
-			var obj map[string]any
-			_ = json.Unmarshal([]byte(text), &obj)
-			v, ok := obj[key]
+			k, ok := eventKey(text, key)
 			if !ok {
 				return fmt.Errorf("%s:%d: no field %q to key the event by (nothing was written)", name, line, key)
 			}
-			kr.Key = []byte(fmt.Sprint(v))
+			kr.Key = k
 		}
 		recs = append(recs, kr)
 	}
