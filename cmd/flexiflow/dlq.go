@@ -120,11 +120,11 @@ func readDeadLetters(ctx context.Context, l *loaded, f dlqFilter) ([]*deadLetter
 	}
 	var out []*deadLetterRecord
 	for _, r := range recs {
-		d := &deadLetterRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp, Reason: header(r, stream.HeaderError), rec: r, Keys: []*string{}}
+		d := &deadLetterRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp, Reason: stream.Header(r, stream.HeaderError), rec: r, Keys: []*string{}}
 		d.Replayed = done[dlqPosition(r.Topic, r.Partition, r.Offset)]
 		if s, ok := byTopic[r.Topic]; ok {
 			d.Step, d.step = s.Spec.Name, s
-			id := header(r, stream.HeaderBatchID)
+			id := stream.Header(r, stream.HeaderBatchID)
 			if b, err := s.In.Decode(r.Value); err == nil {
 				d.batch, d.Records, id = b, len(b.Records), b.ID
 				for _, e := range b.Events {
@@ -379,14 +379,4 @@ func dlqStepIn(l *loaded, step string) string {
 		return "?"
 	}
 	return s.Topics.In
-}
-
-// header is the value of the record's header called key ("" if none).
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }

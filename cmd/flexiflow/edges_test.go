@@ -98,16 +98,16 @@ func TestSourceToSink(t *testing.T) {
 			for total < 600 && ctx.Err() == nil {
 				rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 					total++
-					order := header(r, "order")
+					order := stream.Header(r, "order")
 					seen[order]++
 					if r.Topic == l.wf.Source.DLQ {
 						reason, ok := wantBad[order]
 						if !ok {
-							t.Errorf("good event %s was dead-lettered: %s", order, header(r, stream.HeaderError))
-						} else if e := header(r, stream.HeaderError); !strings.Contains(e, reason) {
+							t.Errorf("good event %s was dead-lettered: %s", order, stream.Header(r, stream.HeaderError))
+						} else if e := stream.Header(r, stream.HeaderError); !strings.Contains(e, reason) {
 							t.Errorf("dead letter %s: reason %q, want it to say %q", order, e, reason)
 						}
-						if string(r.Key) != header(r, "customer") || header(r, "traceparent") == "" || header(r, stream.HeaderSource) == "" {
+						if string(r.Key) != stream.Header(r, "customer") || stream.Header(r, "traceparent") == "" || stream.Header(r, stream.HeaderSource) == "" {
 							t.Errorf("dead letter %s lost its key or headers: key %q, headers %v", order, r.Key, r.Headers)
 						}
 						return
@@ -119,7 +119,7 @@ func TestSourceToSink(t *testing.T) {
 					if err := json.Unmarshal(r.Value, &v); err != nil || v["id"] != order {
 						t.Errorf("sink record for %s: %s (%v)", order, r.Value, err)
 					}
-					cust := header(r, "customer")
+					cust := stream.Header(r, "customer")
 					if string(r.Key) != cust {
 						t.Errorf("sink record %s keyed %q, want the event's key %q", order, r.Key, cust)
 					}
@@ -436,7 +436,7 @@ func TestEdgesCrashRecovery(t *testing.T) {
 		if total >= n {
 			for _, r := range recs {
 				if r.Topic != name+".decisions" {
-					t.Errorf("event %s was dead-lettered to %s: %s", r.Key, r.Topic, header(r, stream.HeaderError))
+					t.Errorf("event %s was dead-lettered to %s: %s", r.Key, r.Topic, stream.Header(r, stream.HeaderError))
 				}
 				seen[string(r.Key)]++
 			}

@@ -115,7 +115,7 @@ func runExample(t *testing.T, l *loaded, eventsFile string) {
 	for len(seen) < batches && ctx.Err() == nil {
 		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			if r.Topic != l.wf.Topics.Out {
-				t.Errorf("batch %s was dead-lettered to %s: %s", r.Key, r.Topic, header(r, stream.HeaderError))
+				t.Errorf("batch %s was dead-lettered to %s: %s", r.Key, r.Topic, stream.Header(r, stream.HeaderError))
 				seen[string(r.Key)] = true
 				return
 			}
@@ -164,17 +164,17 @@ func runEvents(ctx context.Context, t *testing.T, l *loaded, kafka stream.Config
 	for len(seen) < len(recs) && ctx.Err() == nil {
 		rd.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			if r.Topic != l.wf.Sink.Topic {
-				t.Errorf("event %s was dead-lettered: %s", r.Key, header(r, stream.HeaderError))
+				t.Errorf("event %s was dead-lettered: %s", r.Key, stream.Header(r, stream.HeaderError))
 			}
 			seen[string(r.Key)]++
 			var v map[string]any
 			if err := json.Unmarshal(r.Value, &v); err != nil || v["id"] != string(r.Key) {
 				t.Errorf("sink record %s: value %s (%v), want the decision for that order", r.Key, r.Value, err)
 			}
-			if !strings.HasPrefix(header(r, "traceparent"), "00-") || header(r, stream.HeaderBatchID) == "" || header(r, stream.HeaderSource) == "" {
+			if !strings.HasPrefix(stream.Header(r, "traceparent"), "00-") || stream.Header(r, stream.HeaderBatchID) == "" || stream.Header(r, stream.HeaderSource) == "" {
 				t.Errorf("sink record %s lost its headers: %v", r.Key, r.Headers)
 			}
-			if m := header(r, stream.HeaderModels); !strings.HasPrefix(m, "score=") || !strings.HasSuffix(m, ",decide=threshold") {
+			if m := stream.Header(r, stream.HeaderModels); !strings.HasPrefix(m, "score=") || !strings.HasSuffix(m, ",decide=threshold") {
 				t.Errorf("sink record %s: flexiflow-models %q", r.Key, m)
 			}
 		})

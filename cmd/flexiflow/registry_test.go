@@ -174,7 +174,7 @@ func TestAccountingWithRegistry(t *testing.T) {
 						switch r.Topic {
 						case l.wf.Sink.Topic:
 							where["sink"]++
-							id := header(r, "event-id")
+							id := stream.Header(r, "event-id")
 							rec, err := sinkCodec.Decode(r.Value)
 							if err != nil {
 								t.Errorf("sink record for %s: %v", id, err)
@@ -192,21 +192,21 @@ func TestAccountingWithRegistry(t *testing.T) {
 							if got["id"] != id {
 								t.Errorf("sink record for %s: %v", id, got)
 							}
-							seq, _ := strconv.Atoi(header(r, "seq"))
-							if prev, ok := lastInBatch[header(r, stream.HeaderBatchID)]; ok && seq < prev {
-								t.Errorf("sink: event %d after %d within batch %s", seq, prev, header(r, stream.HeaderBatchID))
+							seq, _ := strconv.Atoi(stream.Header(r, "seq"))
+							if prev, ok := lastInBatch[stream.Header(r, stream.HeaderBatchID)]; ok && seq < prev {
+								t.Errorf("sink: event %d after %d within batch %s", seq, prev, stream.Header(r, stream.HeaderBatchID))
 							}
-							lastInBatch[header(r, stream.HeaderBatchID)] = seq
-							if string(r.Key) != fmt.Sprintf("dev%02d", seq%25) || header(r, "traceparent") == "" || header(r, stream.HeaderSource) == "" || header(r, stream.HeaderModels) == "" {
+							lastInBatch[stream.Header(r, stream.HeaderBatchID)] = seq
+							if string(r.Key) != fmt.Sprintf("dev%02d", seq%25) || stream.Header(r, "traceparent") == "" || stream.Header(r, stream.HeaderSource) == "" || stream.Header(r, stream.HeaderModels) == "" {
 								t.Errorf("sink record %s lost its key or headers: key %q, headers %v", id, r.Key, r.Headers)
 							}
 							seen[id]++
 							total++
 						case l.wf.Source.DLQ:
 							where["source.dlq"]++
-							id := header(r, "event-id")
+							id := stream.Header(r, "event-id")
 							if !wantBad[id] {
-								t.Errorf("good event %s was dead-lettered at the source: %s", id, header(r, stream.HeaderError))
+								t.Errorf("good event %s was dead-lettered at the source: %s", id, stream.Header(r, stream.HeaderError))
 							}
 							seen[id]++
 							total++
