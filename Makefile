@@ -86,7 +86,8 @@ test: vet lint fuzz
 	if bash $(KAFKA) status >/dev/null 2>&1; then started=; else bash $(KAFKA) up || exit 1; started=1; fi; \
 	if bash $(MLSERVER) status >/dev/null 2>&1; then mls_started=; else bash $(MLSERVER) up || [ "$$CI" != true ] || exit 1; mls_started=1; fi; \
 	if bash $(REGISTRY) status >/dev/null 2>&1; then reg_started=; else bash $(REGISTRY) up || [ "$$CI" != true ] || exit 1; reg_started=1; fi; \
-	( FLEXIFLOW_REGISTRY_URL=$$(bash $(REGISTRY) url) FLEXIFLOW_CHDB_PYTHON=$(CURDIR)/.cache/chdb/venv/bin/python FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1; root=$$?; \
+	if bash $(REGISTRY) status >/dev/null 2>&1; then export FLEXIFLOW_REGISTRY_URL=$$(bash $(REGISTRY) url); fi; \
+	( FLEXIFLOW_CHDB_PYTHON=$(CURDIR)/.cache/chdb/venv/bin/python FLEXIFLOW_KAFKA_BROKERS=$(KAFKA_BROKERS) $(GO) test -count=1 -v -timeout 20m ./... 2>&1; root=$$?; \
 	  $(GO) test -count=1 -v -tags plot -run 'TestWriteSeries' ./bandit/sim/ 2>&1 || root=1; \
 	  cd deploy && $(GO) test -count=1 -v -timeout 10m ./... 2>&1; deploy=$$?; \
 	  [ $$root -ne 0 ] && exit $$root; exit $$deploy ) | tee .cache/test.log \

@@ -164,6 +164,7 @@ func newEdgeCmd(g *globals, role edgeRole) *cobra.Command {
 	f.StringVar(&instance, "instance-id", "", "this process's name among the role's consumers (default: host name); give each process its own")
 	f.BoolVar(&createTopics, "create-topics", true, "create missing topics with the workflow's partition count (false: fail naming them)")
 	f.DurationVar(&every, "progress-every", 10*time.Second, "print counts this often")
+	atLeast(f, "progress-every", "1ms")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics (flexiflow_"+role.name+"_*_total), /healthz and /readyz on this host:port (empty: off)")
 	_ = cmd.MarkFlagRequired("workflow")
 	_ = cmd.MarkFlagRequired("brokers")

@@ -233,15 +233,11 @@ newest.`,
 			if l.wf.Sink == nil {
 				return fmt.Errorf("workflow %q has no sink to read: add `sink: {topic: …, format: json}`", l.wf.Name)
 			}
-			schema, err := edge.SinkSchema(l.wf.Sink, l.steps[0].In.RecordSchema, l.steps[len(l.steps)-1].Out.RecordSchema)
-			if err != nil {
-				return err
-			}
 			reg, err := g.schemaRegistry(l.wf)
 			if err != nil {
 				return err
 			}
-			codec, err := edge.SinkCodec(l.wf.Sink, schema, reg)
+			codec, err := edge.SinkCodec(l.wf.Sink, l.steps[0].In.RecordSchema, l.steps[len(l.steps)-1].Out.RecordSchema, reg)
 			if err != nil {
 				return err
 			}

@@ -54,12 +54,7 @@ func (g *globals) schemaRegistry(wf *workflow.Workflow) (event.Registry, error) 
 	if err != nil {
 		return nil, err
 	}
-	cfg := registry.Config{URL: r.url, User: r.user, CAFile: r.caFile}
-	if r.user != "" {
-		cfg.Password = string(pass)
-	}
-	if r.user == "" {
-		cfg.Token = string(token)
-	}
-	return registry.New(cfg)
+	// Both as given: registry.New refuses a token with a user and password,
+	// and either half of basic auth alone, rather than one silently winning.
+	return registry.New(registry.Config{URL: r.url, User: r.user, Password: string(pass), Token: string(token), CAFile: r.caFile})
 }

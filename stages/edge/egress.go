@@ -49,11 +49,7 @@ func NewEgress(wf *workflow.Workflow, first, last *schemas.BatchCodec, reg event
 	if first != nil {
 		in = first.RecordSchema
 	}
-	schema, err := SinkSchema(wf.Sink, in, last.RecordSchema)
-	if err != nil {
-		return nil, err
-	}
-	codec, err := SinkCodec(wf.Sink, schema, reg)
+	codec, err := SinkCodec(wf.Sink, in, last.RecordSchema, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -67,8 +63,13 @@ func NewEgress(wf *workflow.Workflow, first, last *schemas.BatchCodec, reg event
 	return e, nil
 }
 
-// SinkCodec is the codec of the sink's records (schema from SinkSchema).
-func SinkCodec(sink *workflow.Sink, schema string, reg event.Registry) (*event.Codec, error) {
+// SinkCodec is the codec of the sink's records (of SinkSchema(sink, in,
+// out)), for egress and for anything that reads the sink topic back.
+func SinkCodec(sink *workflow.Sink, in, out string, reg event.Registry) (*event.Codec, error) {
+	schema, err := SinkSchema(sink, in, out)
+	if err != nil {
+		return nil, err
+	}
 	var opts []event.Option
 	if reg != nil {
 		opts = append(opts, event.WithRegistry(reg, sink.Topic+"-value"))
