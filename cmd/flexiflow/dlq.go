@@ -107,10 +107,7 @@ func readDeadLetters(ctx context.Context, l *loaded, f dlqFilter) ([]*deadLetter
 		byTopic[s.Spec.Topics.DLQ] = s
 		topics = append(topics, s.Spec.Topics.DLQ)
 	}
-	if err := stream.EnsureTopics(ctx, l.kafka, l.wf.Partitions, append(topics, replayedTopic(l))...); err != nil {
-		return nil, err
-	}
-	recs, err := stream.ReadCommitted(ctx, l.kafka, topics...)
+	recs, err := stream.ReadCommitted(ctx, l.kafka, topics...) // reading creates nothing: a missing topic holds none
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +315,10 @@ schema: fix the producer and write them again with flexiflow produce.`,
 			defer l.close()
 			dls, err := readDeadLetters(cmd.Context(), l, f)
 			if err != nil {
+				return err
+			}
+			// Replay alone writes: its markers' topic, and the step's input.
+			if err := stream.EnsureTopics(cmd.Context(), l.kafka, l.wf.Partitions, replayedTopic(l)); err != nil {
 				return err
 			}
 			cl, err := kgo.NewClient(append(l.kafka.ClientOpts(), kgo.TransactionalID(l.wf.Name+".dlq-replay"))...)
