@@ -433,6 +433,31 @@ func TestRegistryDownPausesIngest(t *testing.T) {
 	if got, dead := pipe.Ingest.Events.Load(), pipe.Ingest.DeadLetters.Load(); got != n || dead != 0 {
 		t.Fatalf("after the registry came back: %d of %d events ingested, %d dead-lettered", got, n, dead)
 	}
+	// And each reaches the sink once.
+	for time.Now().Before(deadline) && pipe.Egress.Events.Load() < n {
+		time.Sleep(100 * time.Millisecond)
+	}
+	recs, err := stream.ReadCommitted(ctx, kafka, l.wf.Sink.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinkCodec, err := l.sinkCodecForTest(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[any]int{}
+	for _, r := range recs {
+		rec, err := sinkCodec.Decode(r.Value)
+		if err != nil {
+			t.Fatalf("sink record: %v", err)
+		}
+		seen[rec["id"]]++
+	}
+	for i := 0; i < n; i++ {
+		if c := seen[fmt.Sprintf("e%03d", i)]; c != 1 {
+			t.Errorf("event e%03d reached the sink %d times, want once", i, c)
+		}
+	}
 }
 
 func freshClient(t *testing.T, url string) *registry.Client {
