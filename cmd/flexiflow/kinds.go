@@ -8,6 +8,7 @@ import (
 	"github.com/flexiflow/flexiflow/stages/models/celmodel"
 	"github.com/flexiflow/flexiflow/stages/models/digits"
 	"github.com/flexiflow/flexiflow/stages/models/kserve"
+	"github.com/flexiflow/flexiflow/stages/models/simsleep"
 )
 
 // builtins is what the flexiflow binary ships for workflows to name: its
@@ -27,7 +28,7 @@ func newBuiltins() (*builtins, error) {
 	loaded := new(atomic.Bool)
 	lazy := digits.Lazy()
 	load := func() (*digits.Dataset, error) { loaded.Store(true); return lazy() }
-	kinds := models.NewRegistry(kserve.Kind(), celmodel.Kind())
+	kinds := models.NewRegistry(kserve.Kind(), celmodel.Kind(), simsleep.Kind())
 	for _, k := range digits.Kinds(load) {
 		kinds.Add(k)
 	}
