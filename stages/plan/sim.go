@@ -1,0 +1,620 @@
+package plan
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// Config is one deployment of a workflow: the partitions of its topics
+// and, per step, its consumers, the workers of each and the batches a
+// transaction takes at most (--max-poll).
+type Config struct {
+	Partitions int          `json:"partitions"`
+	Steps      []StepConfig `json:"steps"`
+}
+
+// StepConfig is one step's part of a Config.
+type StepConfig struct {
+	Name      string `json:"name"`
+	Consumers int    `json:"consumers"`
+	Workers   int    `json:"workers"`
+	MaxPoll   int    `json:"max_poll"`
+}
+
+// Cores is what c asks for: consumers × cores each.
+func (c Config) Cores(perConsumer float64) float64 {
+	n := 0
+	for _, s := range c.Steps {
+		n += s.Consumers
+	}
+	return float64(n) * perConsumer
+}
+
+// String is c in one line.
+func (c Config) String() string {
+	s := fmt.Sprintf("partitions=%d", c.Partitions)
+	for _, st := range c.Steps {
+		s += fmt.Sprintf(" %s:%dx%dw/%dp", st.Name, st.Consumers, st.Workers, st.MaxPoll)
+	}
+	return s
+}
+
+// Workload is what the simulated pipeline is fed.
+type Workload struct {
+	// Batches is how many batches are fed (default 2000).
+	Batches int `json:"batches"`
+	// Rate is batches/s arriving evenly spaced; 0 means all are waiting
+	// at the start (a backlog, a replay, a catch-up after an outage).
+	Rate float64 `json:"rate,omitempty"`
+	// RecordsPerBatch is the records in each batch (default: the
+	// profile's).
+	RecordsPerBatch float64 `json:"records_per_batch,omitempty"`
+	// CoresPerConsumer is each consumer's cores, shared by the calls of
+	// models that compute rather than wait (default 1).
+	CoresPerConsumer float64 `json:"cores_per_consumer,omitempty"`
+	// Seed seeds the simulation: the same seed, configuration and
+	// profile always give the same prediction.
+	Seed uint64 `json:"seed,omitempty"`
+}
+
+func (w *Workload) defaults(p *Profile) {
+	if w.Batches <= 0 {
+		w.Batches = 2000
+	}
+	if w.RecordsPerBatch <= 0 {
+		w.RecordsPerBatch = p.RecordsPerBatch
+	}
+	if w.CoresPerConsumer <= 0 {
+		w.CoresPerConsumer = 1
+	}
+}
+
+// Prediction is what the simulator says a Config does.
+type Prediction struct {
+	// BatchesPerS is delivered batches per second, from the first
+	// delivered batch to the last.
+	BatchesPerS float64 `json:"batches_per_s"`
+	// P50Ms and P99Ms are per delivered batch, from its arrival on the
+	// first step's input to the moment a consumer of the output sees it.
+	P50Ms        float64          `json:"p50_ms"`
+	P99Ms        float64          `json:"p99_ms"`
+	Delivered    int              `json:"delivered"`
+	DeadLettered int              `json:"dead_lettered"`
+	Bottleneck   string           `json:"bottleneck"`
+	Steps        []StepPrediction `json:"steps"`
+}
+
+// StepPrediction is one step's part of a Prediction.
+type StepPrediction struct {
+	Name string `json:"name"`
+	// Consumers is how many of the step's consumers own partitions.
+	Consumers int `json:"consumers"`
+	// Utilization is the share of the step's worker time spent on calls
+	// (or waiting for a model's slot); CommitShare the share of each
+	// consumer's time spent flushing and committing.
+	Utilization float64 `json:"utilization"`
+	CommitShare float64 `json:"commit_share"`
+	// ServerShare is, for the step's busiest capped model server, the
+	// share of its capacity in use.
+	ServerShare float64 `json:"server_share,omitempty"`
+	// BatchesPerTxn is the mean batches (and reports) per transaction.
+	BatchesPerTxn float64 `json:"batches_per_txn"`
+	// AttemptsPerBatch is the mean attempts per batch.
+	AttemptsPerBatch float64 `json:"attempts_per_batch"`
+	// Limit is what holds the step back: workers, transactions,
+	// max_concurrency, server, or none.
+	Limit string `json:"limit"`
+}
+
+// Simulator runs configurations of one profiled workflow under one
+// workload. It keeps its buffers between runs; it is not safe for
+// concurrent use.
+type Simulator struct {
+	p     *Profile
+	w     Workload
+	steps []simStep
+
+	rng   *rand.Rand
+	items []item
+	cons  []consumer
+	heap  []event
+	seq   uint64
+	lat   []float64
+}
+
+type simStep struct {
+	models  []simModel
+	cascade []int8    // model indices, the order after the first choice
+	first   []float64 // cumulative first-choice weights, by cascade position
+	fb      bool      // reads feedback reports
+}
+
+type simModel struct {
+	lat      Dist
+	shift    float64 // per-record growth at the workload's records per batch
+	pass     float64
+	cap      int // per consumer (max_concurrency, or cores for computing models)
+	capacity int // the server's, across consumers
+	inflight int // on the server
+	queue    []int32
+}
+
+type item struct {
+	arrive, startT float64
+	part           int32
+	step           int8
+	model          int8
+	attempts       int8
+	tried          uint32
+	done, pass, fb bool
+	cons           int32
+}
+
+type consumer struct {
+	step, workers, maxPoll int
+	busy                   int
+	fetched                []int32
+	start, take, pollEnd   int
+	txnFrom                int
+	state                  uint8
+	inflight               []int
+	queues                 [][]int32
+	// statistics
+	hold, commit   float64
+	commitAt       float64
+	first, last    float64
+	txns, txnItems int
+}
+
+const (
+	idle uint8 = iota
+	taking
+	committing
+)
+
+type event struct {
+	t    float64
+	seq  uint64
+	kind uint8
+	cons int32
+	item int32
+}
+
+const (
+	evVisible uint8 = iota
+	evDone
+	evCommit
+)
+
+// NewSimulator prepares the simulation of p under w.
+func NewSimulator(p *Profile, w Workload) (*Simulator, error) {
+	w.defaults(p)
+	s := &Simulator{p: p, w: w}
+	for _, sp := range p.Steps {
+		st := simStep{fb: sp.Feedback}
+		if len(sp.Cascade) == 0 {
+			return nil, fmt.Errorf("step %s: the profile has no model to route batches to", sp.Name)
+		}
+		if len(sp.Cascade) > 32 {
+			return nil, fmt.Errorf("step %s: the simulator takes at most 32 models per step", sp.Name)
+		}
+		var cum float64
+		for _, name := range sp.Cascade {
+			mp := sp.model(name)
+			if mp == nil {
+				return nil, fmt.Errorf("step %s: the cascade names model %q, which the profile does not have", sp.Name, name)
+			}
+			m := simModel{lat: mp.LatencyMs, shift: mp.PerRecordMs * (w.RecordsPerBatch - mp.MeanRecords), pass: mp.Pass,
+				cap: mp.MaxConcurrency, capacity: mp.Capacity}
+			if !mp.Wait {
+				cores := max(1, int(math.Ceil(w.CoresPerConsumer)))
+				if m.cap == 0 || m.cap > cores {
+					m.cap = cores
+				}
+			}
+			st.cascade = append(st.cascade, int8(len(st.models)))
+			st.models = append(st.models, m)
+			cum += sp.FirstChoice[name]
+			st.first = append(st.first, cum)
+		}
+		if cum == 0 { // no first choices recorded: the cascade's order
+			for i := range st.first {
+				st.first[i] = 1
+			}
+		} else {
+			for i := range st.first {
+				st.first[i] /= cum
+			}
+		}
+		s.steps = append(s.steps, st)
+	}
+	return s, nil
+}
+
+// Run simulates c and predicts what it does.
+func (s *Simulator) Run(c Config) (Prediction, error) {
+	if err := s.check(c); err != nil {
+		return Prediction{}, err
+	}
+	s.rng = rand.New(rand.NewPCG(s.w.Seed, 0x9e3779b97f4a7c15))
+	s.items = s.items[:0]
+	s.heap = s.heap[:0]
+	s.lat = s.lat[:0]
+	s.seq = 0
+	// Consumers: those of step i that own partitions, in order.
+	s.cons = s.cons[:0]
+	base := make([]int, len(c.Steps)+1)
+	for i, sc := range c.Steps {
+		base[i] = len(s.cons)
+		for range min(sc.Consumers, c.Partitions) {
+			s.cons = append(s.cons, consumer{step: i, workers: sc.Workers, maxPoll: sc.MaxPoll,
+				inflight: make([]int, len(s.steps[i].models)), queues: make([][]int32, len(s.steps[i].models)), first: -1})
+		}
+	}
+	base[len(c.Steps)] = len(s.cons)
+	for i := range s.steps {
+		for j := range s.steps[i].models {
+			s.steps[i].models[j].inflight = 0
+			s.steps[i].models[j].queue = s.steps[i].models[j].queue[:0]
+		}
+	}
+	owner := func(step int, part int32) int32 {
+		n := base[step+1] - base[step]
+		return int32(base[step] + int(part)%n)
+	}
+	// The input: every batch on a partition of the first step's topic.
+	for i := 0; i < s.w.Batches; i++ {
+		at := 0.0
+		if s.w.Rate > 0 {
+			at = float64(i) / s.w.Rate * 1000
+		}
+		part := int32(s.rng.IntN(c.Partitions))
+		s.items = append(s.items, item{arrive: at, part: part, model: -1})
+		s.push(at+s.p.Broker.FetchMs.at(s.rng.Float64()), evVisible, owner(0, part), int32(i))
+	}
+	delivered, dead := 0, 0
+	var firstOut, lastOut float64 = -1, 0
+	last := len(s.steps) - 1
+	for len(s.heap) > 0 {
+		ev := s.pop()
+		now := ev.t
+		cn := &s.cons[ev.cons]
+		switch ev.kind {
+		case evVisible:
+			if cn.first < 0 {
+				cn.first = now
+			}
+			s.items[ev.item].cons = ev.cons
+			cn.fetched = append(cn.fetched, ev.item)
+		case evDone:
+			s.finish(ev.cons, ev.item, now)
+		case evCommit:
+			cn.commit += now - cn.commitAt
+			for k := cn.txnFrom; k < cn.pollEnd; k++ {
+				id := cn.fetched[k]
+				it := &s.items[id]
+				if it.fb {
+					continue
+				}
+				st := int(it.step)
+				switch {
+				case it.pass && st == last:
+					delivered++
+					t := now + s.p.Broker.FetchMs.at(s.rng.Float64())
+					if firstOut < 0 || t < firstOut {
+						firstOut = t
+					}
+					lastOut = max(lastOut, t)
+					s.lat = append(s.lat, t-it.arrive)
+					s.feedback(it.part, st, now, owner)
+				case it.pass:
+					it.step++
+					it.attempts, it.tried, it.model, it.done = 0, 0, -1, false
+					s.push(now+s.p.Broker.FetchMs.at(s.rng.Float64()), evVisible, owner(st+1, it.part), id)
+				case s.untried(it):
+					it.done = false
+					s.push(now+s.p.Broker.FetchMs.at(s.rng.Float64()), evVisible, owner(st, it.part), id)
+				default:
+					dead++
+					s.feedback(it.part, st, now, owner)
+				}
+			}
+			cn.last = now
+			cn.state = idle
+			// Drop what the transactions took, now and then.
+			if cn.take > 1024 && cn.take == cn.start {
+				cn.fetched = append(cn.fetched[:0], cn.fetched[cn.take:]...)
+				cn.start, cn.take, cn.pollEnd, cn.txnFrom = 0, 0, 0, 0
+			}
+		}
+		s.advance(ev.cons, now)
+	}
+	return s.predict(c, base, delivered, dead, firstOut, lastOut), nil
+}
+
+// feedback sends the report of an ended batch to every earlier step that
+// reads them, on the batch's partition.
+func (s *Simulator) feedback(part int32, st int, now float64, owner func(int, int32) int32) {
+	for e := 0; e < st; e++ {
+		if !s.steps[e].fb {
+			continue
+		}
+		id := int32(len(s.items))
+		s.items = append(s.items, item{arrive: now, part: part, step: int8(e), fb: true, model: -1})
+		s.push(now+s.p.Broker.FetchMs.at(s.rng.Float64()), evVisible, owner(e, part), id)
+	}
+}
+
+// next picks the model of the batch's next attempt at its step and
+// counts the attempt; -1 when every model has been tried.
+func (s *Simulator) next(it *item) int8 {
+	st := &s.steps[it.step]
+	if it.attempts == 0 {
+		u := s.rng.Float64()
+		k := 0
+		for k < len(st.first)-1 && u >= st.first[k] {
+			k++
+		}
+		m := st.cascade[k]
+		it.model, it.attempts, it.tried = m, 1, 1<<uint(m)
+		return m
+	}
+	for _, m := range st.cascade {
+		if it.tried&(1<<uint(m)) == 0 {
+			it.model = m
+			it.attempts++
+			it.tried |= 1 << uint(m)
+			return m
+		}
+	}
+	return -1
+}
+
+// untried says whether the batch's step has a model it has not tried.
+func (s *Simulator) untried(it *item) bool {
+	return it.tried != 1<<uint(len(s.steps[it.step].models))-1
+}
+
+// advance moves consumer ci on at now: starts workers, polls, takes
+// finished batches in order and starts the commit.
+func (s *Simulator) advance(ci int32, now float64) {
+	cn := &s.cons[ci]
+	for {
+		moved := false
+		for cn.busy < cn.workers && cn.start < len(cn.fetched) && cn.start-cn.take < cn.maxPoll {
+			s.begin(ci, cn.fetched[cn.start], now)
+			cn.start++
+			moved = true
+		}
+		if cn.state == idle && cn.take < len(cn.fetched) {
+			cn.txnFrom = cn.take
+			cn.pollEnd = cn.take + min(cn.maxPoll, len(cn.fetched)-cn.take)
+			cn.state = taking
+			moved = true
+		}
+		if cn.state == taking {
+			for cn.take < cn.pollEnd && s.items[cn.fetched[cn.take]].done {
+				cn.take++
+				moved = true
+			}
+			if cn.take == cn.pollEnd {
+				n := cn.pollEnd - cn.txnFrom
+				d := s.p.Broker.CommitMs.at(s.rng.Float64()) + s.p.Broker.CommitPerRecordMs*float64(n-1)
+				cn.commitAt = now
+				cn.txns++
+				cn.txnItems += n
+				cn.state = committing
+				s.push(now+d, evCommit, ci, -1)
+				moved = true
+			}
+		}
+		if !moved {
+			return
+		}
+	}
+}
+
+// begin starts the next attempt of item id on a worker of consumer ci.
+func (s *Simulator) begin(ci int32, id int32, now float64) {
+	cn := &s.cons[ci]
+	it := &s.items[id]
+	it.startT = now
+	cn.busy++
+	if it.fb {
+		s.push(now, evDone, ci, id)
+		return
+	}
+	m := s.next(it)
+	st := &s.steps[it.step]
+	mod := &st.models[m]
+	if mod.cap > 0 && cn.inflight[m] >= mod.cap {
+		cn.queues[m] = append(cn.queues[m], id)
+		return
+	}
+	cn.inflight[m]++
+	s.call(ci, id, now)
+}
+
+// call sends item id's attempt to its model's server, or queues it there.
+func (s *Simulator) call(ci int32, id int32, now float64) {
+	it := &s.items[id]
+	mod := &s.steps[it.step].models[it.model]
+	if mod.capacity > 0 && mod.inflight >= mod.capacity {
+		mod.queue = append(mod.queue, id)
+		return
+	}
+	mod.inflight++
+	d := max(0, mod.lat.at(s.rng.Float64())+mod.shift)
+	it.pass = s.rng.Float64() < mod.pass
+	s.push(now+d, evDone, ci, id)
+}
+
+// finish ends item id's call on consumer ci and hands the freed slots on.
+func (s *Simulator) finish(ci int32, id int32, now float64) {
+	cn := &s.cons[ci]
+	it := &s.items[id]
+	it.done = true
+	cn.busy--
+	cn.hold += now - it.startT
+	if it.fb {
+		return
+	}
+	m := it.model
+	mod := &s.steps[it.step].models[m]
+	mod.inflight--
+	if len(mod.queue) > 0 {
+		next := mod.queue[0]
+		mod.queue = mod.queue[1:]
+		s.call(s.items[next].cons, next, now)
+	}
+	cn.inflight[m]--
+	if q := cn.queues[m]; len(q) > 0 {
+		next := q[0]
+		cn.queues[m] = q[1:]
+		cn.inflight[m]++
+		s.call(ci, next, now)
+	}
+}
+
+func (s *Simulator) check(c Config) error {
+	if c.Partitions < 1 {
+		return fmt.Errorf("partitions must be at least 1, got %d", c.Partitions)
+	}
+	if len(c.Steps) != len(s.steps) {
+		return fmt.Errorf("the configuration has %d steps and the workflow %d", len(c.Steps), len(s.steps))
+	}
+	for i, sc := range c.Steps {
+		if sc.Consumers < 1 || sc.Workers < 1 || sc.MaxPoll < 1 {
+			return fmt.Errorf("step %s: consumers, workers and max_poll must be at least 1, got %d, %d and %d",
+				s.p.Steps[i].Name, sc.Consumers, sc.Workers, sc.MaxPoll)
+		}
+	}
+	return nil
+}
+
+func (s *Simulator) predict(c Config, base []int, delivered, dead int, firstOut, lastOut float64) Prediction {
+	p := Prediction{Delivered: delivered, DeadLettered: dead}
+	if delivered > 1 && lastOut > firstOut {
+		p.BatchesPerS = float64(delivered-1) / (lastOut - firstOut) * 1000
+	}
+	if len(s.lat) > 0 {
+		slices.Sort(s.lat)
+		p.P50Ms, p.P99Ms = quantile(s.lat, 0.5), quantile(s.lat, 0.99)
+	}
+	worst := -1.0
+	for i, sc := range c.Steps {
+		sp := StepPrediction{Name: s.p.Steps[i].Name, Consumers: base[i+1] - base[i]}
+		var hold, commit, span, workers float64
+		txns, items := 0, 0
+		for _, cn := range s.cons[base[i]:base[i+1]] {
+			if cn.first < 0 {
+				continue
+			}
+			d := cn.last - cn.first
+			hold += cn.hold
+			commit += cn.commit
+			span = max(span, d)
+			workers += float64(cn.workers) * d
+			txns += cn.txns
+			items += cn.txnItems
+		}
+		if workers > 0 {
+			sp.Utilization = hold / workers
+			sp.CommitShare = commit / (span * float64(sp.Consumers))
+		}
+		if txns > 0 {
+			sp.BatchesPerTxn = float64(items) / float64(txns)
+		}
+		sp.AttemptsPerBatch = s.attempts(i)
+		sp.Limit = "none"
+		pressure := max(sp.Utilization, sp.CommitShare)
+		if sp.Utilization >= sp.CommitShare && sp.Utilization > 0.5 {
+			sp.Limit = "workers"
+		} else if sp.CommitShare > 0.5 {
+			sp.Limit = "transactions"
+		}
+		_ = sc
+		if pressure > worst {
+			worst, p.Bottleneck = pressure, sp.Name
+		}
+		p.Steps = append(p.Steps, sp)
+	}
+	if worst < 0.5 {
+		p.Bottleneck = "input"
+	}
+	return p
+}
+
+// attempts is the mean attempts per batch at step i, from the profile's
+// pass probabilities along the cascade (the first choice weighted).
+func (s *Simulator) attempts(i int) float64 {
+	st := &s.steps[i]
+	var total float64
+	prev := 0.0
+	for k, cum := range st.first {
+		w := cum - prev
+		prev = cum
+		if w <= 0 {
+			continue
+		}
+		n, reach := 0.0, 1.0
+		order := append([]int8{st.cascade[k]}, st.cascade[:k]...)
+		order = append(order, st.cascade[k+1:]...)
+		for _, m := range order {
+			n += reach
+			reach *= 1 - st.models[m].pass
+		}
+		total += w * n
+	}
+	return total
+}
+
+func (s *Simulator) push(t float64, kind uint8, cons int32, id int32) {
+	s.seq++
+	s.heap = append(s.heap, event{t: t, seq: s.seq, kind: kind, cons: cons, item: id})
+	h := s.heap
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !less(h[i], h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (s *Simulator) pop() event {
+	h := s.heap
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && less(h[r], h[l]) {
+			m = r
+		}
+		if !less(h[m], h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	s.heap = h
+	return top
+}
+
+func less(a, b event) bool {
+	if a.t != b.t {
+		return a.t < b.t
+	}
+	return a.seq < b.seq
+}
