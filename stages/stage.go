@@ -73,6 +73,11 @@ type Stats struct {
 	DLQ      atomic.Int64
 	Aborted  atomic.Int64 // transactions aborted (batches will be read again)
 	Commits  atomic.Int64 // transactions committed
+	// EndUs is the time spent flushing and ending transactions, and
+	// WaitUs the time a transaction waited for its batches' results, in
+	// microseconds.
+	EndUs  atomic.Int64
+	WaitUs atomic.Int64
 	// Downstream reports applied (feedback.go), their summed and largest
 	// delay from this step passing the batch on to the report being read.
 	Feedback           atomic.Int64
@@ -86,7 +91,10 @@ type Snapshot struct {
 	Step                                         string
 	Batches, Attempts, Next, Retry, DLQ, Aborted int64
 	Commits                                      int64
-	Leader                                       string
+	// EndMs and WaitMs are the summed time spent flushing and ending
+	// transactions, and waiting for their batches' results.
+	EndMs, WaitMs float64
+	Leader        string
 	// Downstream reports applied, and their mean and largest delay (ms)
 	// from this step passing the batch on to the report being applied.
 	Feedback                                int64
@@ -122,8 +130,19 @@ func WithMaxMessageBytes(n int) Option { return func(s *Stage) { s.limits.fixed 
 // for good.
 func WithSessionTimeout(d time.Duration) Option { return func(s *Stage) { s.sessionTO = d } }
 
-// WithMaxPoll bounds how many batches one transaction covers (default 32).
-func WithMaxPoll(n int) Option { return func(s *Stage) { s.maxPoll = n } }
+// DefaultMaxPoll is how many batches one transaction covers unless
+// WithMaxPoll says otherwise.
+const DefaultMaxPoll = 32
+
+// WithMaxPoll bounds how many batches one transaction covers (default
+// DefaultMaxPoll); workers start at most that many batches ahead of it.
+func WithMaxPoll(n int) Option {
+	return func(s *Stage) {
+		if n > 0 {
+			s.maxPoll = n
+		}
+	}
+}
 
 // WithWorkers sets how many batches go down the data path at once (default:
 // the number of CPUs the process may use). Workers start on fetched batches
@@ -147,7 +166,7 @@ const leaderMargin = 0.1
 func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
 	s := &Stage{
 		step: step, kafka: cfg, log: zap.NewNop(),
-		leader: bandit.NewLeader(leaderMargin), maxPoll: 32, bufs: bufPool{max: 64 << 20}, workers: runtime.GOMAXPROCS(0), closeDeadline: 10 * time.Second, now: time.Now,
+		leader: bandit.NewLeader(leaderMargin), maxPoll: DefaultMaxPoll, bufs: bufPool{max: 64 << 20}, workers: runtime.GOMAXPROCS(0), closeDeadline: 10 * time.Second, now: time.Now,
 		sessionTO: DefaultSessionTimeout,
 	}
 	s.pooled = context.WithValue(context.Background(), pooledKey{}, true)
@@ -213,6 +232,7 @@ func (s *Stage) Snapshot() Snapshot {
 		Next: s.stats.Next.Load(), Retry: s.stats.Retry.Load(), DLQ: s.stats.DLQ.Load(),
 		Aborted: s.stats.Aborted.Load(), Commits: s.stats.Commits.Load(), Leader: s.stats.leader.Load().(string),
 		Feedback: s.stats.Feedback.Load(), FeedbackDelayMaxMs: float64(s.stats.FeedbackDelayMaxMs.Load()),
+		EndMs: float64(s.stats.EndUs.Load()) / 1000, WaitMs: float64(s.stats.WaitUs.Load()) / 1000,
 	}
 	if snap.Feedback > 0 {
 		snap.FeedbackDelayMeanMs = float64(s.stats.FeedbackDelayMs.Load()) / float64(snap.Feedback)
@@ -363,6 +383,7 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 	// The workers have usually processed these batches already, while the
 	// previous transaction committed; each batch's records are produced in
 	// poll order as soon as its result is there.
+	waitFrom := time.Now()
 	for _, r := range fetches.Records() {
 		out, rt, err := a.take(r)
 		if err != nil {
@@ -376,6 +397,8 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 		}
 		routed = append(routed, rt)
 	}
+	endFrom := time.Now()
+	s.stats.WaitUs.Add(endFrom.Sub(waitFrom).Microseconds())
 	sp, stateful := s.policy.(bandit.Stateful)
 	var before []byte
 	if stateful && !abort {
@@ -407,6 +430,7 @@ func (s *Stage) transact(ctx context.Context, sess *kgo.GroupTransactSession, a 
 		commit = kgo.TryAbort
 	}
 	committed, err := sess.End(endCtx, commit)
+	s.stats.EndUs.Add(time.Since(endFrom).Microseconds())
 	if !committed || err != nil {
 		s.unlearn(sp, before)
 	}

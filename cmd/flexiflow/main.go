@@ -79,6 +79,7 @@ Start here:
 	atLeast(root.PersistentFlags(), "connect-timeout", "1ms")
 	root.AddCommand(newDemoCmd(g), newRunCmd(g), newStageCmd(g), newProduceCmd(g), newBrokerCmd(g), newVersionCmd(), newBenchCmd(g), newReferenceCmd(), newEdgeCmd(g, ingestRole), newEdgeCmd(g, egressRole), newConsumeCmd(g), newSchemaCmd(g), newDLQCmd(g))
 	root.AddCommand(newClickHouseCmds(g)...)
+	root.AddCommand(newPlanCmd(g))
 	configure(root, g) // --config, FLEXIFLOW_* environment, Kafka security, probe
 	return root
 }

@@ -26,10 +26,16 @@ type Profile struct {
 	Traces int `json:"traces"`
 	// RecordsPerBatch is the mean number of records per batch at the
 	// first step.
-	RecordsPerBatch float64        `json:"records_per_batch"`
-	Broker          Broker         `json:"broker"`
-	Steps           []StepProfile  `json:"steps"`
-	Ingest          *IngestProfile `json:"ingest,omitempty"`
+	RecordsPerBatch float64 `json:"records_per_batch"`
+	Broker          Broker  `json:"broker"`
+	// StageCPUMs is the CPU one attempt costs the stage besides its model
+	// (decoding, ranking, assertions, encoding, the trace, the Kafka
+	// client), in milliseconds of one core; 0 leaves it out of the
+	// simulation. plan validate measures it; in production it is
+	// process_cpu_seconds_total over flexiflow_attempts_total.
+	StageCPUMs float64        `json:"stage_cpu_ms"`
+	Steps      []StepProfile  `json:"steps"`
+	Ingest     *IngestProfile `json:"ingest,omitempty"`
 	// Notes are what profiling noticed and a user should know.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -41,6 +47,15 @@ type Broker struct {
 	// record adds.
 	CommitMs          Dist    `json:"commit_ms"`
 	CommitPerRecordMs float64 `json:"commit_per_record_ms"`
+	// CommitPerPartitionMs is what each further partition a transaction
+	// writes to adds (each is added to the transaction and gets a commit
+	// marker).
+	CommitPerPartitionMs float64 `json:"commit_per_partition_ms"`
+	// CommitBackToBackMs is the same for a transaction that produces its
+	// first record within BackToBackMs of the previous commit: the broker
+	// may still be writing that one's markers, and the client retries
+	// after a backoff.
+	CommitBackToBackMs Dist `json:"commit_back_to_back_ms"`
 	// ProduceMs is one acknowledged produce round trip.
 	ProduceMs Dist `json:"produce_ms"`
 	// FetchMs is how long a committed record takes to reach a consumer
@@ -49,6 +64,10 @@ type Broker struct {
 	// Measured says where the figures come from.
 	Measured string `json:"measured"`
 }
+
+// BackToBackMs is how soon after a commit a transaction's first record
+// must be produced for its commit to be drawn from CommitBackToBackMs.
+const BackToBackMs = 2.0
 
 // IngestProfile is the workflow's source, when it has one: events are
 // batched by at most MaxRecords or Linger.
@@ -66,8 +85,10 @@ type StepProfile struct {
 	// first most often, then the one it falls back to most often, and so
 	// on.
 	Cascade []string `json:"cascade"`
-	// FirstChoice is, over the recent traces, the share of batches whose
-	// first attempt went to each model (the policy still explores).
+	// FirstChoice is, over the newest tenth of the step's first
+	// attempts, the share that went to each model, leaving out models
+	// tried first on under a tenth of them (exploration): where the
+	// policy settled.
 	FirstChoice map[string]float64 `json:"first_choice"`
 	// AttemptsPerBatch is the mean number of attempts a batch took at the
 	// step; RetryShare the share of attempts that were retries.
@@ -256,8 +277,8 @@ func FromTraces(wf *workflow.Workflow, traces []*schemas.Trace, broker Broker, o
 		sp := StepProfile{Name: step.Name, FirstChoice: map[string]float64{}, Feedback: i < len(wf.Steps)-1}
 		models := byStep[step.Name]
 		batches := map[string]bool{}
-		attempts, firsts := 0, 0
-		recentFirst := map[string]int{}
+		attempts := 0
+		var firstTries []*schemas.Trace
 		second := map[string]int{}
 		for _, m := range step.Models {
 			ts := models[m.Name]
@@ -268,8 +289,7 @@ func FromTraces(wf *workflow.Workflow, traces []*schemas.Trace, broker Broker, o
 				problems = append(problems, fmt.Sprintf("step %s, model %s: %d traces, and profiling needs at least %d", step.Name, m.Name, len(ts), o.MinTraces))
 			}
 			profileModel(&mp, ts, o.Recent)
-			cut := len(ts) - int(math.Ceil(float64(len(ts))*o.Recent))
-			for j, t := range ts {
+			for _, t := range ts {
 				batches[t.BatchID] = true
 				attempts++
 				for len(mp.ByAttempt) < t.Attempt {
@@ -278,9 +298,8 @@ func FromTraces(wf *workflow.Workflow, traces []*schemas.Trace, broker Broker, o
 				if t.Attempt >= 1 {
 					mp.ByAttempt[t.Attempt-1]++
 				}
-				if t.Attempt == 1 && j >= cut {
-					recentFirst[m.Name]++
-					firsts++
+				if t.Attempt == 1 {
+					firstTries = append(firstTries, t)
 				}
 				if t.Attempt == 2 {
 					second[m.Name]++
@@ -295,8 +314,9 @@ func FromTraces(wf *workflow.Workflow, traces []*schemas.Trace, broker Broker, o
 		}
 		sp.AttemptsPerBatch = float64(attempts) / float64(len(batches))
 		sp.RetryShare = 1 - float64(len(batches))/float64(attempts)
+		recentFirst := settledFirstChoices(firstTries)
 		for name, c := range recentFirst {
-			sp.FirstChoice[name] = float64(c) / float64(max(firsts, 1))
+			sp.FirstChoice[name] = float64(c) / float64(sumCounts(recentFirst))
 		}
 		sp.Cascade = cascade(sp, recentFirst, second)
 		// A model the cascade reaches needs traces; one it never reaches
@@ -337,6 +357,35 @@ func FromTraces(wf *workflow.Workflow, traces []*schemas.Trace, broker Broker, o
 			wf.Name, n, o.Source, strings.Join(problems, "\n  "))
 	}
 	return p, nil
+}
+
+// settledFirstChoices counts, over the newest tenth of a step's first
+// attempts, which model each went to, leaving out the models the policy
+// only explored (under a tenth of them): the choices it settled on.
+func settledFirstChoices(firsts []*schemas.Trace) map[string]int {
+	slices.SortFunc(firsts, func(a, b *schemas.Trace) int { return cmp.Compare(a.TsUs, b.TsUs) })
+	recent := firsts[len(firsts)-max(1, len(firsts)/10):]
+	if len(firsts) == 0 {
+		return nil
+	}
+	counts := map[string]int{}
+	for _, t := range recent {
+		counts[t.Model]++
+	}
+	for name, c := range counts {
+		if float64(c) < 0.1*float64(len(recent)) {
+			delete(counts, name)
+		}
+	}
+	return counts
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
 }
 
 // cascade orders a step's models: by how often the policy tried each

@@ -47,6 +47,8 @@ type Objective struct {
 	Rate float64 `json:"rate,omitempty"`
 	// SLOP99Ms bounds the per-batch p99 (0: none).
 	SLOP99Ms float64 `json:"slo_p99_ms,omitempty"`
+
+	worstCores float64 // the most any configuration of the space takes
 }
 
 // Objective kinds.
@@ -87,16 +89,16 @@ func (o Objective) miss(p Prediction) float64 {
 	if o.SLOP99Ms > 0 && p.P99Ms > o.SLOP99Ms {
 		m += p.P99Ms/o.SLOP99Ms - 1
 	}
-	if o.Kind == Cores && p.BatchesPerS < 0.97*o.Rate {
-		m += 1 - p.BatchesPerS/o.Rate
+	if o.Kind == Cores && !p.Sustained {
+		m += max(0.01, 1-p.BatchesPerS/o.Rate)
 	}
 	return m
 }
 
 // missCost is what missing the constraints by a share of 1 costs in the
-// search's energy, on top of a fixed cost for missing them at all (two
-// consumers in a cores search, so that a configuration one consumer
-// short never looks better than one that meets the rate; the first
+// search's energy, on top of a fixed cost for missing them at all (in a
+// cores search, more than the largest configuration takes, so that one
+// that misses never looks better than one that meets them; the first
 // configuration's batches/s in a throughput search).
 const missCost = 4
 
@@ -111,7 +113,7 @@ func (o Objective) energy(c Config, p Prediction, scale float64) eval {
 	if o.Kind == Cores {
 		e.score = c.Cores(o.CoresPerConsumer)
 		if m > 0 {
-			e.score += o.CoresPerConsumer * (2 + missCost*m)
+			e.score += o.worstCores + o.CoresPerConsumer*(1+missCost*m)
 		}
 		if o.SLOP99Ms > 0 {
 			e.score += 0.01 * min(p.P99Ms/o.SLOP99Ms, 1)
@@ -236,6 +238,7 @@ func Search(sim *Simulator, names []string, sp Space, obj Objective, o SearchOpt
 		return Result{}, fmt.Errorf("--budget-cores %g is too small: one consumer per step for %d steps takes %g cores (%g each, --cores-per-consumer)",
 			obj.BudgetCores, len(names), minCores, obj.CoresPerConsumer)
 	}
+	obj.worstCores = float64(len(names)*sp.Consumers[len(sp.Consumers)-1]) * obj.CoresPerConsumer
 	allowed := func(c Config) bool {
 		return obj.Kind != Throughput || obj.BudgetCores == 0 || c.Cores(obj.CoresPerConsumer) <= obj.BudgetCores+1e-9
 	}
@@ -405,6 +408,7 @@ func Enumerate(sim *Simulator, names []string, sp Space, obj Objective) (Result,
 		return Result{}, err
 	}
 	dims := 1 + 3*len(names)
+	obj.worstCores = float64(len(names)*sp.Consumers[len(sp.Consumers)-1]) * obj.CoresPerConsumer
 	x := make(state, dims)
 	var best Result
 	var bestE eval

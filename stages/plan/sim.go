@@ -1,8 +1,10 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 )
@@ -48,20 +50,41 @@ type Workload struct {
 	// Rate is batches/s arriving evenly spaced; 0 means all are waiting
 	// at the start (a backlog, a replay, a catch-up after an outage).
 	Rate float64 `json:"rate,omitempty"`
+	// EventRate, for a workflow with a source, is events/s arriving on
+	// the source topic instead of Rate: the source closes a batch at
+	// max_records events or after linger, whichever comes first, and
+	// commits it to the first step; a batch's latency then counts from
+	// its first event.
+	EventRate float64 `json:"event_rate,omitempty"`
 	// RecordsPerBatch is the records in each batch (default: the
 	// profile's).
 	RecordsPerBatch float64 `json:"records_per_batch,omitempty"`
 	// CoresPerConsumer is each consumer's cores, shared by the calls of
 	// models that compute rather than wait (default 1).
 	CoresPerConsumer float64 `json:"cores_per_consumer,omitempty"`
+	// SharedCores, when positive, puts every consumer's stage work on
+	// one set of that many cores (one process, as plan validate runs
+	// them) instead of CoresPerConsumer each.
+	SharedCores float64 `json:"shared_cores,omitempty"`
 	// Seed seeds the simulation: the same seed, configuration and
 	// profile always give the same prediction.
 	Seed uint64 `json:"seed,omitempty"`
 }
 
-func (w *Workload) defaults(p *Profile) {
+func (w *Workload) defaults(p *Profile) (ingestMs float64) {
 	if w.Batches <= 0 {
 		w.Batches = 2000
+	}
+	if in := p.Ingest; in != nil && w.EventRate > 0 {
+		every := float64(in.MaxRecords) / w.EventRate * 1000
+		if in.LingerMs > 0 {
+			every = min(every, in.LingerMs)
+		}
+		w.Rate = 1000 / every
+		w.RecordsPerBatch = max(1, min(float64(in.MaxRecords), w.EventRate*every/1000))
+		// The first event waits for the batch to close, then for the
+		// source's commit and the first step's fetch.
+		ingestMs = every + p.Broker.CommitMs.Mean + p.Broker.FetchMs.Mean
 	}
 	if w.RecordsPerBatch <= 0 {
 		w.RecordsPerBatch = p.RecordsPerBatch
@@ -69,6 +92,7 @@ func (w *Workload) defaults(p *Profile) {
 	if w.CoresPerConsumer <= 0 {
 		w.CoresPerConsumer = 1
 	}
+	return ingestMs
 }
 
 // Prediction is what the simulator says a Config does.
@@ -78,12 +102,17 @@ type Prediction struct {
 	BatchesPerS float64 `json:"batches_per_s"`
 	// P50Ms and P99Ms are per delivered batch, from its arrival on the
 	// first step's input to the moment a consumer of the output sees it.
-	P50Ms        float64          `json:"p50_ms"`
-	P99Ms        float64          `json:"p99_ms"`
-	Delivered    int              `json:"delivered"`
-	DeadLettered int              `json:"dead_lettered"`
-	Bottleneck   string           `json:"bottleneck"`
-	Steps        []StepPrediction `json:"steps"`
+	P50Ms        float64 `json:"p50_ms"`
+	P99Ms        float64 `json:"p99_ms"`
+	Delivered    int     `json:"delivered"`
+	DeadLettered int     `json:"dead_lettered"`
+	// Sustained says, when batches arrive at a rate, that the pipeline
+	// keeps up: the last tenth of the batches to arrive wait no longer
+	// than the first tenth (within 50%, or 100 ms); a pipeline that
+	// falls behind makes each batch wait longer than the one before.
+	Sustained  bool             `json:"sustained"`
+	Bottleneck string           `json:"bottleneck"`
+	Steps      []StepPrediction `json:"steps"`
 }
 
 // StepPrediction is one step's part of a Prediction.
@@ -116,13 +145,26 @@ type Simulator struct {
 	w     Workload
 	steps []simStep
 
-	rng   *rand.Rand
-	items []item
-	cons  []consumer
-	heap  []event
-	seq   uint64
-	lat   []float64
+	rng       *rand.Rand
+	items     []item
+	cons      []consumer
+	heap      []event
+	seq       uint64
+	lat       []float64
+	routes    []route
+	byArrival []arrived
+	hosts     []host
+	ingestMs  float64 // what the source adds to a batch's latency
 }
+
+// host is the cores a consumer's stage work runs on: its own, or, when
+// the workload shares cores, the one process's.
+type host struct {
+	cores, busy int
+	queue       []int32
+}
+
+type arrived struct{ at, lat float64 }
 
 type simStep struct {
 	models  []simModel
@@ -162,8 +204,18 @@ type consumer struct {
 	inflight               []int
 	queues                 [][]int32
 	// statistics
-	hold, commit   float64
-	commitAt       float64
+	hold, commit float64
+	commitAt     float64
+	lastEnd      float64 // when the previous commit ended
+	// Fetching as a Kafka client does: one fetch at a time, the next
+	// only once the last one's records are all polled. pending holds
+	// what is readable on the broker and not fetched yet.
+	pending   []route
+	fetching  uint8
+	fetchAt   float64 // when the broker read the fetch that is out
+	host      int     // index in Simulator.hosts
+	firstTake float64 // when the open transaction produced its first record
+
 	first, last    float64
 	txns, txnItems int
 }
@@ -172,6 +224,13 @@ const (
 	idle uint8 = iota
 	taking
 	committing
+)
+
+// Fetch states.
+const (
+	waiting  uint8 = iota // a fetch is out and the broker has nothing for it yet
+	inFlight              // a fetch is on its way back with records
+	drained               // the last fetch's records are not all polled: no fetch is out
 )
 
 type event struct {
@@ -183,15 +242,17 @@ type event struct {
 }
 
 const (
-	evVisible uint8 = iota
+	evVisible uint8 = iota // a record is readable on the broker
 	evDone
 	evCommit
+	evFetch // a consumer's fetch returns
+	evCPU   // an attempt's stage work (decode, rank, encode, trace) is done
 )
 
 // NewSimulator prepares the simulation of p under w.
 func NewSimulator(p *Profile, w Workload) (*Simulator, error) {
-	w.defaults(p)
-	s := &Simulator{p: p, w: w}
+	ingest := w.defaults(p)
+	s := &Simulator{p: p, w: w, ingestMs: ingest}
 	for _, sp := range p.Steps {
 		st := simStep{fb: sp.Feedback}
 		if len(sp.Cascade) == 0 {
@@ -233,6 +294,10 @@ func NewSimulator(p *Profile, w Workload) (*Simulator, error) {
 	return s, nil
 }
 
+// Workload is what the simulator feeds, defaults filled in (for a
+// workflow with a source fed EventRate, the batches it makes).
+func (s *Simulator) Workload() Workload { return s.w }
+
 // Run simulates c and predicts what it does.
 func (s *Simulator) Run(c Config) (Prediction, error) {
 	if err := s.check(c); err != nil {
@@ -242,6 +307,7 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 	s.items = s.items[:0]
 	s.heap = s.heap[:0]
 	s.lat = s.lat[:0]
+	s.byArrival = s.byArrival[:0]
 	s.seq = 0
 	// Consumers: those of step i that own partitions, in order.
 	s.cons = s.cons[:0]
@@ -250,10 +316,19 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 		base[i] = len(s.cons)
 		for range min(sc.Consumers, c.Partitions) {
 			s.cons = append(s.cons, consumer{step: i, workers: sc.Workers, maxPoll: sc.MaxPoll,
-				inflight: make([]int, len(s.steps[i].models)), queues: make([][]int32, len(s.steps[i].models)), first: -1})
+				inflight: make([]int, len(s.steps[i].models)), queues: make([][]int32, len(s.steps[i].models)), first: -1, lastEnd: -1e9})
 		}
 	}
 	base[len(c.Steps)] = len(s.cons)
+	s.hosts = s.hosts[:0]
+	if s.w.SharedCores > 0 {
+		s.hosts = append(s.hosts, host{cores: max(1, int(math.Round(s.w.SharedCores)))})
+	} else {
+		for i := range s.cons {
+			s.cons[i].host = i
+			s.hosts = append(s.hosts, host{cores: max(1, int(math.Round(s.w.CoresPerConsumer)))})
+		}
+	}
 	for i := range s.steps {
 		for j := range s.steps[i].models {
 			s.steps[i].models[j].inflight = 0
@@ -265,15 +340,20 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 		return int32(base[step] + int(part)%n)
 	}
 	// The input: every batch on a partition of the first step's topic.
+	s.routes = s.routes[:0]
 	for i := 0; i < s.w.Batches; i++ {
-		at := 0.0
-		if s.w.Rate > 0 {
-			at = float64(i) / s.w.Rate * 1000
-		}
 		part := int32(s.rng.IntN(c.Partitions))
-		s.items = append(s.items, item{arrive: at, part: part, model: -1})
-		s.push(at+s.p.Broker.FetchMs.at(s.rng.Float64()), evVisible, owner(0, part), int32(i))
+		if s.w.Rate > 0 {
+			at := float64(i) / s.w.Rate * 1000
+			s.items = append(s.items, item{arrive: at, part: part, model: -1})
+			s.push(at, evVisible, owner(0, part), int32(i))
+			continue
+		}
+		// A backlog: all readable at once.
+		s.items = append(s.items, item{part: part, model: -1})
+		s.routes = append(s.routes, route{cons: owner(0, part), part: part, id: int32(i)})
 	}
+	s.deliver(0)
 	delivered, dead := 0, 0
 	var firstOut, lastOut float64 = -1, 0
 	last := len(s.steps) - 1
@@ -283,15 +363,51 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 		cn := &s.cons[ev.cons]
 		switch ev.kind {
 		case evVisible:
+			it := &s.items[ev.item]
+			it.cons = ev.cons
+			topic := int8(0)
+			switch {
+			case it.fb:
+				topic = 2
+			case it.attempts > 0:
+				topic = 1
+			}
+			cn.pending = append(cn.pending, route{topic: topic, part: it.part, id: ev.item, at: now})
+			if cn.fetching == waiting {
+				// The waiting fetch answers with what became readable now.
+				cn.fetching, cn.fetchAt = inFlight, now
+				s.push(now+s.p.Broker.FetchMs.at(s.rng.Float64()), evFetch, ev.cons, -1)
+			}
+		case evFetch:
 			if cn.first < 0 {
 				cn.first = now
 			}
-			s.items[ev.item].cons = ev.cons
-			cn.fetched = append(cn.fetched, ev.item)
+			// A fetch response holds what each partition had, topic by
+			// topic, partition by partition.
+			// It holds what was readable when the broker read it.
+			k := 0
+			for k < len(cn.pending) && cn.pending[k].at <= cn.fetchAt {
+				k++
+			}
+			got := cn.pending[:k]
+			slices.SortStableFunc(got, func(a, b route) int {
+				if a.topic != b.topic {
+					return int(a.topic - b.topic)
+				}
+				return int(a.part - b.part)
+			})
+			for _, r := range got {
+				cn.fetched = append(cn.fetched, r.id)
+			}
+			cn.pending = append(cn.pending[:0], cn.pending[k:]...)
+			cn.fetching = drained
 		case evDone:
 			s.finish(ev.cons, ev.item, now)
+		case evCPU:
+			s.cpuDone(ev.cons, ev.item, now)
 		case evCommit:
 			cn.commit += now - cn.commitAt
+			s.routes = s.routes[:0]
 			for k := cn.txnFrom; k < cn.pollEnd; k++ {
 				id := cn.fetched[k]
 				it := &s.items[id]
@@ -307,21 +423,23 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 						firstOut = t
 					}
 					lastOut = max(lastOut, t)
-					s.lat = append(s.lat, t-it.arrive)
-					s.feedback(it.part, st, now, owner)
+					s.lat = append(s.lat, t-it.arrive+s.ingestMs)
+					s.byArrival = append(s.byArrival, arrived{at: it.arrive, lat: t - it.arrive})
+					s.feedback(it.part, st, owner)
 				case it.pass:
 					it.step++
 					it.attempts, it.tried, it.model, it.done = 0, 0, -1, false
-					s.push(now+s.p.Broker.FetchMs.at(s.rng.Float64()), evVisible, owner(st+1, it.part), id)
+					s.routes = append(s.routes, route{cons: owner(st+1, it.part), topic: 0, part: it.part, id: id})
 				case s.untried(it):
 					it.done = false
-					s.push(now+s.p.Broker.FetchMs.at(s.rng.Float64()), evVisible, owner(st, it.part), id)
+					s.routes = append(s.routes, route{cons: owner(st, it.part), topic: 1, part: it.part, id: id})
 				default:
 					dead++
-					s.feedback(it.part, st, now, owner)
+					s.feedback(it.part, st, owner)
 				}
 			}
-			cn.last = now
+			s.deliver(now)
+			cn.last, cn.lastEnd = now, now
 			cn.state = idle
 			// Drop what the transactions took, now and then.
 			if cn.take > 1024 && cn.take == cn.start {
@@ -336,14 +454,32 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 
 // feedback sends the report of an ended batch to every earlier step that
 // reads them, on the batch's partition.
-func (s *Simulator) feedback(part int32, st int, now float64, owner func(int, int32) int32) {
+func (s *Simulator) feedback(part int32, st int, owner func(int, int32) int32) {
 	for e := 0; e < st; e++ {
 		if !s.steps[e].fb {
 			continue
 		}
 		id := int32(len(s.items))
-		s.items = append(s.items, item{arrive: now, part: part, step: int8(e), fb: true, model: -1})
-		s.push(now+s.p.Broker.FetchMs.at(s.rng.Float64()), evVisible, owner(e, part), id)
+		s.items = append(s.items, item{part: part, step: int8(e), fb: true, model: -1})
+		s.routes = append(s.routes, route{cons: owner(e, part), topic: 2, part: part, id: id})
+	}
+}
+
+// route is a record a commit made readable: for the consumer that owns
+// its partition of its topic (0 the step's input, 1 its retry topic, 2 its
+// feedback).
+type route struct {
+	cons  int32
+	topic int8
+	part  int32
+	id    int32
+	at    float64 // when it became readable
+}
+
+// deliver makes what a commit routed readable on the broker.
+func (s *Simulator) deliver(now float64) {
+	for _, r := range s.routes {
+		s.push(now, evVisible, r.cons, r.id)
 	}
 }
 
@@ -372,6 +508,41 @@ func (s *Simulator) next(it *item) int8 {
 	return -1
 }
 
+// touched counts the partitions the open transaction of cn writes to:
+// per topic, the partitions of the batches it passes on, traces, retries,
+// dead-letters and reports, and the state topic's.
+func (s *Simulator) touched(cn *consumer) int {
+	var out, trace, retry, dlq, fb uint64
+	last := len(s.steps) - 1
+	reports := 0
+	for _, st := range s.steps[:cn.step] {
+		if st.fb {
+			reports++
+		}
+	}
+	for _, id := range cn.fetched[cn.txnFrom:cn.pollEnd] {
+		it := &s.items[id]
+		if it.fb {
+			continue
+		}
+		bit := uint64(1) << uint(it.part%64)
+		trace |= bit
+		switch {
+		case it.pass:
+			out |= bit
+			if int(it.step) == last {
+				fb |= bit
+			}
+		case s.untried(it):
+			retry |= bit
+		default:
+			dlq |= bit
+			fb |= bit
+		}
+	}
+	return 1 + bits.OnesCount64(out) + bits.OnesCount64(trace) + bits.OnesCount64(retry) + bits.OnesCount64(dlq) + reports*bits.OnesCount64(fb)
+}
+
 // untried says whether the batch's step has a model it has not tried.
 func (s *Simulator) untried(it *item) bool {
 	return it.tried != 1<<uint(len(s.steps[it.step].models))-1
@@ -383,7 +554,10 @@ func (s *Simulator) advance(ci int32, now float64) {
 	cn := &s.cons[ci]
 	for {
 		moved := false
-		for cn.busy < cn.workers && cn.start < len(cn.fetched) && cn.start-cn.take < cn.maxPoll {
+		// Workers start fetched batches in order, at most max_poll ahead of
+		// the transaction; a batch the open transaction waits for starts
+		// whatever the window (the stage puts it first in line).
+		for cn.busy < cn.workers && cn.start < len(cn.fetched) && (cn.start-cn.take < cn.maxPoll || (cn.state == taking && cn.start < cn.pollEnd)) {
 			s.begin(ci, cn.fetched[cn.start], now)
 			cn.start++
 			moved = true
@@ -393,15 +567,34 @@ func (s *Simulator) advance(ci int32, now float64) {
 			cn.pollEnd = cn.take + min(cn.maxPoll, len(cn.fetched)-cn.take)
 			cn.state = taking
 			moved = true
+			if cn.pollEnd == len(cn.fetched) && cn.fetching == drained {
+				// The client fetches again once everything is polled.
+				if len(cn.pending) > 0 {
+					cn.fetching, cn.fetchAt = inFlight, now
+					s.push(now+s.p.Broker.FetchMs.at(s.rng.Float64()), evFetch, ci, -1)
+				} else {
+					cn.fetching = waiting
+				}
+			}
 		}
 		if cn.state == taking {
 			for cn.take < cn.pollEnd && s.items[cn.fetched[cn.take]].done {
+				if cn.take == cn.txnFrom {
+					cn.firstTake = now
+				}
 				cn.take++
 				moved = true
 			}
 			if cn.take == cn.pollEnd {
 				n := cn.pollEnd - cn.txnFrom
-				d := s.p.Broker.CommitMs.at(s.rng.Float64()) + s.p.Broker.CommitPerRecordMs*float64(n-1)
+				d := s.p.Broker.CommitMs.at(s.rng.Float64())
+				if b := &s.p.Broker.CommitBackToBackMs; len(b.Q) > 0 && cn.firstTake-cn.lastEnd < BackToBackMs {
+					// The first record went out while the broker was
+					// still ending the previous transaction: its retry
+					// runs from then, alongside the wait for the rest.
+					d = max(d, b.at(s.rng.Float64())-(now-cn.firstTake))
+				}
+				d += s.p.Broker.CommitPerRecordMs*float64(n-1) + s.p.Broker.CommitPerPartitionMs*float64(s.touched(cn)-1)
 				cn.commitAt = now
 				cn.txns++
 				cn.txnItems += n
@@ -426,15 +619,46 @@ func (s *Simulator) begin(ci int32, id int32, now float64) {
 		s.push(now, evDone, ci, id)
 		return
 	}
-	m := s.next(it)
-	st := &s.steps[it.step]
-	mod := &st.models[m]
+	s.next(it)
+	if s.p.StageCPUMs > 0 {
+		h := &s.hosts[cn.host]
+		if h.busy >= h.cores {
+			h.queue = append(h.queue, id)
+			return
+		}
+		h.busy++
+		s.push(now+s.p.StageCPUMs, evCPU, ci, id)
+		return
+	}
+	s.invoke(ci, id, now)
+}
+
+// invoke calls the attempt's model, or queues it for a call slot.
+func (s *Simulator) invoke(ci int32, id int32, now float64) {
+	cn := &s.cons[ci]
+	it := &s.items[id]
+	m := it.model
+	mod := &s.steps[it.step].models[m]
 	if mod.cap > 0 && cn.inflight[m] >= mod.cap {
 		cn.queues[m] = append(cn.queues[m], id)
 		return
 	}
 	cn.inflight[m]++
 	s.call(ci, id, now)
+}
+
+// cpuDone ends an attempt's stage work on its consumer's host, starts the
+// next one waiting for a core there, and goes on to the model.
+func (s *Simulator) cpuDone(ci int32, id int32, now float64) {
+	h := &s.hosts[s.cons[ci].host]
+	h.busy--
+	if len(h.queue) > 0 {
+		next := h.queue[0]
+		h.queue = h.queue[1:]
+		h.busy++
+		s.push(now+s.p.StageCPUMs, evCPU, s.items[next].cons, next)
+	}
+	s.invoke(ci, id, now)
 }
 
 // call sends item id's attempt to its model's server, or queues it there.
@@ -502,6 +726,18 @@ func (s *Simulator) predict(c Config, base []int, delivered, dead int, firstOut,
 	if len(s.lat) > 0 {
 		slices.Sort(s.lat)
 		p.P50Ms, p.P99Ms = quantile(s.lat, 0.5), quantile(s.lat, 0.99)
+	}
+	if a := s.byArrival; len(a) >= 20 {
+		slices.SortFunc(a, func(x, y arrived) int { return cmp.Compare(x.at, y.at) })
+		mean := func(xs []arrived) float64 {
+			var t float64
+			for _, x := range xs {
+				t += x.lat
+			}
+			return t / float64(len(xs))
+		}
+		first, last := mean(a[:len(a)/10]), mean(a[len(a)-len(a)/10:])
+		p.Sustained = last <= max(1.5*first, first+100)
 	}
 	worst := -1.0
 	for i, sc := range c.Steps {

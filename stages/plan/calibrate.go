@@ -1,0 +1,188 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flexiflow/flexiflow/stream"
+)
+
+// CalibrateOptions tune Calibrate.
+type CalibrateOptions struct {
+	// Rounds is how many of each measurement to take (default 100).
+	Rounds int
+	// Topic prefixes the topics it writes (default flexiflow.calibrate).
+	Topic string
+	// RecordBytes is the size of each record a transaction produces
+	// (default 1024: a batch of a few dozen small records).
+	RecordBytes int
+	// Gap is how long a paused transaction waits between polling and
+	// producing (default 5ms).
+	Gap time.Duration
+}
+
+// Calibrate measures what the cluster kafka costs a stage: an
+// acknowledged produce round trip, how long a committed record takes to
+// reach a waiting read_committed consumer, and a transaction's flush and
+// commit (offsets included) with 1 and with 128 records, the way a stage
+// commits, of records of o.RecordBytes. It writes to two one-partition
+// topics of its own.
+func Calibrate(ctx context.Context, kafka stream.Config, o CalibrateOptions) (Broker, error) {
+	if o.Rounds <= 0 {
+		o.Rounds = 100
+	}
+	if o.Gap <= 0 {
+		o.Gap = 5 * time.Millisecond
+	}
+	if o.RecordBytes <= 0 {
+		o.RecordBytes = 1024
+	}
+	value := make([]byte, o.RecordBytes)
+	if o.Topic == "" {
+		o.Topic = "flexiflow.calibrate"
+	}
+	in, out := o.Topic+".in", o.Topic+".out"
+	if err := stream.EnsureTopics(ctx, kafka, 1, in); err != nil {
+		return Broker{}, fmt.Errorf("calibrating: %w", err)
+	}
+	if err := stream.EnsureTopics(ctx, kafka, calibrationPartitions, out); err != nil {
+		return Broker{}, fmt.Errorf("calibrating: %w", err)
+	}
+	prod, err := kgo.NewClient(append(kafka.ClientOpts(), kgo.ProducerLinger(0), kgo.DefaultProduceTopic(in))...)
+	if err != nil {
+		return Broker{}, err
+	}
+	defer prod.Close()
+	cons, err := kgo.NewClient(append(kafka.ClientOpts(), kgo.ConsumeTopics(in), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		return Broker{}, err
+	}
+	defer cons.Close()
+	// The consumer's first fetch positions it at the end.
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	cons.PollFetches(wctx)
+	cancel()
+
+	var produce, fetch []float64
+	for i := 0; i < o.Rounds; i++ {
+		t0 := time.Now()
+		seen := make(chan time.Time, 1)
+		go func() {
+			for {
+				fs := cons.PollFetches(ctx)
+				if ctx.Err() != nil || fs.IsClientClosed() {
+					seen <- time.Time{}
+					return
+				}
+				if fs.NumRecords() > 0 {
+					seen <- time.Now()
+					return
+				}
+			}
+		}()
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("calibrate")}).FirstErr(); err != nil {
+			return Broker{}, fmt.Errorf("calibrating: producing to %s: %w", in, err)
+		}
+		acked := time.Now()
+		at := <-seen
+		if at.IsZero() {
+			return Broker{}, ctx.Err()
+		}
+		produce = append(produce, ms(acked.Sub(t0)))
+		fetch = append(fetch, max(0, ms(at.Sub(acked))))
+	}
+
+	// Transactions as a stage makes them: poll, produce, flush, commit;
+	// once producing a moment after the poll (as a stage that waits for
+	// its batches' results does) with 1 and with 128 records, and once
+	// producing at once (results that were ready), when the broker may
+	// still be writing the previous transaction's markers and the client
+	// retries after a backoff.
+	sess, err := kgo.NewGroupTransactSession(append(kafka.TransactOpts(o.Topic, o.Topic+"-"+fmt.Sprint(time.Now().UnixNano()), in),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		return Broker{}, err
+	}
+	defer sess.Close()
+	commit := func(n, parts int, gap time.Duration) ([]float64, error) {
+		var took []float64
+		rounds := o.Rounds/2 + 1
+		if gap == 0 {
+			// Back to back: the next record is already fetched when the
+			// commit ends, as a stage's next batches are.
+			var recs []*kgo.Record
+			for range rounds {
+				recs = append(recs, &kgo.Record{Value: []byte("calibrate")})
+			}
+			if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				return nil, err
+			}
+		}
+		for i := 0; i < rounds; i++ {
+			if gap > 0 {
+				if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("calibrate")}).FirstErr(); err != nil {
+					return nil, err
+				}
+			}
+			for got := 0; got == 0; {
+				fs := sess.PollRecords(ctx, 1)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				got = fs.NumRecords()
+			}
+			if err := sess.Begin(); err != nil {
+				return nil, err
+			}
+			time.Sleep(gap)
+			t0 := time.Now()
+			for j := range n {
+				sess.Produce(ctx, &kgo.Record{Topic: out, Partition: int32(j % parts), Value: value}, nil)
+			}
+			if err := sess.Client().Flush(ctx); err != nil {
+				return nil, err
+			}
+			if _, err := sess.End(ctx, kgo.TryCommit); err != nil {
+				return nil, fmt.Errorf("calibrating: committing a transaction: %w", err)
+			}
+			if i > 0 { // the first adds the partitions to the session
+				took = append(took, ms(time.Since(t0)))
+			}
+		}
+		return took, nil
+	}
+	paused, err := commit(1, 1, o.Gap)
+	if err != nil {
+		return Broker{}, err
+	}
+	many, err := commit(128, 1, o.Gap)
+	if err != nil {
+		return Broker{}, err
+	}
+	spread, err := commit(calibrationPartitions, calibrationPartitions, o.Gap)
+	if err != nil {
+		return Broker{}, err
+	}
+	backToBack, err := commit(1, 1, 0)
+	if err != nil {
+		return Broker{}, err
+	}
+	one, big, wide := NewDist(paused), NewDist(many), NewDist(spread)
+	return Broker{
+		CommitMs: one, CommitPerRecordMs: max(0, (big.P50-one.P50)/127), CommitBackToBackMs: NewDist(backToBack),
+		CommitPerPartitionMs: max(0, (wide.P50-one.P50-float64(calibrationPartitions-1)*max(0, (big.P50-one.P50)/127))/float64(calibrationPartitions-1)),
+		ProduceMs:            NewDist(produce), FetchMs: NewDist(fetch),
+		Measured: fmt.Sprintf("calibrated on %s at %s (%d rounds)", strings.Join(kafka.Brokers, ","), time.Now().UTC().Format(time.RFC3339), o.Rounds),
+	}, nil
+}
+
+// calibrationPartitions is how many partitions the transaction that
+// measures the cost of each further partition writes to.
+const calibrationPartitions = 8
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
