@@ -123,6 +123,33 @@ func TestClickHouseCommands(t *testing.T) {
 	if err != nil || !strings.Contains(stdout, "traces inserted") {
 		t.Fatalf("demo --clickhouse: %v\n%s\n%s", err, stdout, stderr)
 	}
+	// plan profile reads the same traces out of ClickHouse.
+	dir := t.TempDir()
+	broker := filepath.Join(dir, "broker.json")
+	if err := os.WriteFile(broker, []byte(`{"commit_ms": {"mean": 3, "p50": 3, "p99": 3, "quantiles": [3]}, "fetch_ms": {"mean": 1, "p50": 1, "p99": 1, "quantiles": [1]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := run(t, time.Minute, "plan", "profile", "--clickhouse", own); err == nil || !strings.Contains(stderr, "--clickhouse needs --broker-profile") {
+		t.Errorf("plan profile --clickhouse without a broker profile: %v %s", err, stderr)
+	}
+	stdout, stderr, err = run(t, time.Minute, "plan", "profile", "--clickhouse", own, "--broker-profile", broker, "--min-traces", "1")
+	if err != nil {
+		t.Fatalf("plan profile --clickhouse: %v\n%s", err, stderr)
+	}
+	var prof struct {
+		Traces int
+		Source string
+		Steps  []struct {
+			Name    string
+			Cascade []string
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &prof); err != nil {
+		t.Fatal(err)
+	}
+	if prof.Traces < 600*2 || len(prof.Steps) != 2 || prof.Steps[1].Name != "classify" || len(prof.Steps[1].Cascade) == 0 || !strings.Contains(prof.Source, "ClickHouse") {
+		t.Errorf("profile from ClickHouse: %+v", prof)
+	}
 	for _, format := range []string{"table", "json", "csv"} {
 		args := [][]string{
 			{"switches", "--workflow", "digits"},

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/sinks/clickhouse"
 	"github.com/flexiflow/flexiflow/stages"
 	"github.com/flexiflow/flexiflow/stages/plan"
 	"github.com/flexiflow/flexiflow/stages/workflow"
@@ -66,6 +67,7 @@ func defaultConfig(wf *workflow.Workflow) plan.Config {
 // profileSource is where plan and plan profile get a profile from.
 type profileSource struct {
 	tracesFrom, profile, brokerProfile string
+	clickhouseDSN                      string
 	minTraces                          int
 	capacity                           []string
 	since                              time.Duration
@@ -76,6 +78,7 @@ type profileSource struct {
 func (p *profileSource) add(cmd *cobra.Command, withProfile bool) {
 	f := cmd.Flags()
 	f.StringVar(&p.tracesFrom, "traces-from", "", "Kafka brokers whose <workflow>.traces topic to profile (the broker is calibrated too, unless --broker-profile)")
+	f.StringVar(&p.clickhouseDSN, "clickhouse", "", "profile the traces in this ClickHouse instead (clickhouse://USER:PASSWORD@HOST:9000/DB; with --broker-profile)")
 	if withProfile {
 		f.StringVar(&p.profile, "profile", "", "a profile saved by flexiflow plan profile --out, instead of --traces-from")
 	}
@@ -116,8 +119,11 @@ func (p *profileSource) read(ctx context.Context, g *globals, wf *workflow.Workf
 		}
 		return &prof, nil
 	}
-	if p.tracesFrom == "" {
-		return nil, errors.New("say where the traces are: --traces-from BROKERS (the workflow's traces topic) or --profile FILE (saved by flexiflow plan profile)")
+	if p.tracesFrom == "" && p.clickhouseDSN == "" {
+		return nil, errors.New("say where the traces are: --traces-from BROKERS (the workflow's traces topic), --clickhouse DSN with --broker-profile FILE, or --profile FILE (saved by flexiflow plan profile)")
+	}
+	if p.tracesFrom != "" && p.clickhouseDSN != "" {
+		return nil, errors.New("give --traces-from or --clickhouse, not both")
 	}
 	capacity := map[string]int{}
 	for _, c := range p.capacity {
@@ -133,6 +139,37 @@ func (p *profileSource) read(ctx context.Context, g *globals, wf *workflow.Workf
 		}
 		capacity[name] = n
 	}
+	opts := plan.ProfileOptions{MinTraces: p.minTraces, Capacity: capacity}
+	var after time.Time
+	if p.since > 0 {
+		after = time.Now().Add(-p.since)
+	}
+	var broker plan.Broker
+	if p.brokerProfile != "" {
+		if err := readJSON(p.brokerProfile, &broker); err != nil {
+			return nil, err
+		}
+	}
+	if p.clickhouseDSN != "" {
+		if p.brokerProfile == "" {
+			return nil, errors.New("--clickhouse needs --broker-profile FILE: the broker's costs, measured by flexiflow plan calibrate --brokers B --out FILE")
+		}
+		chOpts, err := g.clickhouseOptions()
+		if err != nil {
+			return nil, err
+		}
+		n, err := openClickHouse(ctx, p.clickhouseDSN, chOpts)
+		if err != nil {
+			return nil, err
+		}
+		defer n.Close()
+		traces, err := clickhouse.ProfileTraces(ctx, n, wf.Name, after)
+		if err != nil {
+			return nil, err
+		}
+		opts.Source = "ClickHouse table traces" + sinceWords(p.since)
+		return plan.FromTraces(wf, traces, broker, opts)
+	}
 	kafka, err := g.kafkaConfig(p.tracesFrom, log)
 	if err != nil {
 		return nil, err
@@ -140,13 +177,10 @@ func (p *profileSource) read(ctx context.Context, g *globals, wf *workflow.Workf
 	if err := stream.Ping(ctx, kafka); err != nil {
 		return nil, err
 	}
-	var broker plan.Broker
-	if p.brokerProfile != "" {
-		if err := readJSON(p.brokerProfile, &broker); err != nil {
+	if p.brokerProfile == "" {
+		if broker, err = plan.Calibrate(ctx, kafka, plan.CalibrateOptions{}); err != nil {
 			return nil, err
 		}
-	} else if broker, err = plan.Calibrate(ctx, kafka, plan.CalibrateOptions{}); err != nil {
-		return nil, err
 	}
 	recs, err := stream.ReadCommitted(ctx, kafka, wf.Topics.Traces)
 	if err != nil {
@@ -158,25 +192,21 @@ func (p *profileSource) read(ctx context.Context, g *globals, wf *workflow.Workf
 	}
 	traces := make([]*schemas.Trace, 0, len(recs))
 	bad := 0
-	after := int64(0)
-	if p.since > 0 {
-		after = time.Now().Add(-p.since).UnixMicro()
-	}
 	for _, r := range recs {
 		t, err := codec.Decode(r.Value)
 		if err != nil {
 			bad++
 			continue
 		}
-		if t.TsUs >= after {
+		if after.IsZero() || t.TsUs >= after.UnixMicro() {
 			traces = append(traces, t)
 		}
 	}
 	if bad > 0 {
 		log.Warn("skipped records of the traces topic that are not traces", zap.String("topic", wf.Topics.Traces), zap.Int("records", bad))
 	}
-	return plan.FromTraces(wf, traces, broker, plan.ProfileOptions{MinTraces: p.minTraces, Capacity: capacity,
-		Source: fmt.Sprintf("%s on %s%s", wf.Topics.Traces, p.tracesFrom, sinceWords(p.since))})
+	opts.Source = fmt.Sprintf("%s on %s%s", wf.Topics.Traces, p.tracesFrom, sinceWords(p.since))
+	return plan.FromTraces(wf, traces, broker, opts)
 }
 
 func readJSON(path string, v any) error {

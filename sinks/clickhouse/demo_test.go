@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -180,6 +181,8 @@ func demoRoundTrip(t *testing.T, cfg stream.Config, e Engine, ins Inserter, ran 
 	ran[QuerySwitches] = true
 	checkTrace(t, e, name, traces)
 	ran[QueryTrace] = true
+	checkProfile(t, e, name, traces)
+	ran[QueryProfile] = true
 	checkViews(t, e, name, traces, 2) // the replay inserted every row a second time
 }
 
@@ -561,5 +564,54 @@ func checkViews(t *testing.T, e Engine, wf string, traces []*schemas.Trace, copi
 				fres.Float(i, "batches"), fres.Float(i, "values"), fres.Float(i, "mean"), fres.Float(i, "lo"), fres.Float(i, "hi"),
 				len(first), copies*values, sum/values, lo, hi)
 		}
+	}
+}
+
+// checkProfile compares what the profile query reads with the traces off
+// Kafka: every attempt once, each step and model's attempts, passes and
+// summed latency.
+func checkProfile(t *testing.T, e Engine, wf string, traces []*schemas.Trace) {
+	t.Helper()
+	got, err := ProfileTraces(context.Background(), e, wf, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(traces) {
+		t.Fatalf("profile: %d rows, Go %d traces", len(got), len(traces))
+	}
+	type sums struct{ n, passed, latency, records, attempt, ts int64 }
+	tally := func(ts []*schemas.Trace) map[string]sums {
+		m := map[string]sums{}
+		for _, tr := range ts {
+			s := m[tr.Step+"/"+tr.Model]
+			s.n++
+			if tr.Verdict == schemas.VerdictPass {
+				s.passed++
+			}
+			s.latency += tr.LatencyUs
+			s.records += int64(tr.Records)
+			s.attempt += int64(tr.Attempt)
+			s.ts += tr.TsUs % 1_000_000_000
+			m[tr.Step+"/"+tr.Model] = s
+		}
+		return m
+	}
+	want, have := tally(traces), tally(got)
+	for k, w := range want {
+		if have[k] != w {
+			t.Errorf("profile %s: %+v, Go %+v", k, have[k], w)
+		}
+	}
+	tss := make([]int64, len(traces))
+	for i, tr := range traces {
+		tss[i] = tr.TsUs
+	}
+	slices.Sort(tss)
+	since, err := ProfileTraces(context.Background(), e, wf, time.UnixMicro(tss[len(tss)/2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(since) == 0 || len(since) >= len(traces) {
+		t.Errorf("profile since the middle trace: %d rows of %d", len(since), len(traces))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flexiflow/flexiflow/schemas"
 )
 
 // ErrNotFound reports a workflow, step or batch with no traces.
@@ -138,4 +140,24 @@ func TraceQuery(ctx context.Context, e Engine, workflow, batchID string) (*Resul
 		return nil, notFoundf("no attempts of batch %q in workflow %s (batch ids are the flexiflow-batch-id header, e.g. b000042 in the demo)", batchID, workflow)
 	}
 	return res, nil
+}
+
+// ProfileTraces reads the attempts of workflow since a time (zero: from the
+// beginning) as traces holding what a plan profiles: batch, step, model,
+// attempt, time, latency, records and verdict.
+func ProfileTraces(ctx context.Context, e Engine, workflow string, since time.Time) ([]*schemas.Trace, error) {
+	if since.IsZero() {
+		since = minTime
+	}
+	res, err := Run(ctx, e, QueryProfile, map[string]string{"workflow": workflow, "since": timeParam(since)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*schemas.Trace, len(res.Rows))
+	for i := range res.Rows {
+		out[i] = &schemas.Trace{Workflow: workflow, BatchID: res.String(i, "batch_id"), Step: res.String(i, "step"),
+			Model: res.String(i, "model"), Attempt: int(res.Float(i, "attempt")), TsUs: int64(res.Float(i, "ts_us")),
+			LatencyUs: int64(res.Float(i, "latency_us")), Records: int(res.Float(i, "records")), Verdict: res.String(i, "verdict")}
+	}
+	return out, nil
 }

@@ -27,6 +27,7 @@ const (
 	QueryTrace       = "trace"
 	QueryBatchWindow = "batch_window"
 	QuerySteps       = "steps"
+	QueryProfile     = "profile"
 )
 
 // SchemaVersionTable records the applied migrations.

@@ -70,7 +70,7 @@ func TestSplitStatements(t *testing.T) {
 	if err != nil || len(ms) == 0 || ms[0].Version != 1 || len(ms[0].Statements) != 5 {
 		t.Fatalf("migrations %+v, %v", ms, err)
 	}
-	for _, q := range []string{QueryDrift, QuerySwitches, QueryTrace, QueryBatchWindow, QuerySteps} {
+	for _, q := range []string{QueryDrift, QuerySwitches, QueryTrace, QueryBatchWindow, QuerySteps, QueryProfile} {
 		if _, err := QuerySQL(q); err != nil {
 			t.Error(err)
 		}
