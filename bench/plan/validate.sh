@@ -25,9 +25,9 @@ fi
 
 echo "calibrating $brokers" >&2
 "$ff" plan calibrate --brokers "$brokers" --out "$out/broker.json"
-# The stage's CPU per attempt: two runs, one slow and one fast, give the
-# process's idle CPU rate and its CPU per attempt (cpu = idle × wall +
-# per-attempt × attempts).
+# The stage's CPU per attempt: two runs, one slow and one as fast as the
+# machine goes (where a plan runs), give the process's idle CPU rate and
+# its CPU per attempt (cpu = idle × wall + per-attempt × attempts).
 config() { # NAME PARTITIONS "C W P" "C W P" "C W P": a configuration file
   local name=$1 parts=$2; shift 2
   local steps=()
@@ -37,9 +37,9 @@ config() { # NAME PARTITIONS "C W P" "C W P" "C W P": a configuration file
   done
   echo "{\"workflow\":\"planner\",\"config\":{\"partitions\":$parts,\"steps\":[$(IFS=,; echo "${steps[*]}")]}}" > "$out/config-$name.json"
 }
-config cpu 6 "1 64 64" "1 64 64" "1 64 64"
+config cpu 2 "1 256 512" "1 256 512" "1 256 512"
 echo "CPU run" >&2
-"$ff" plan validate --workflow "$wf" --brokers "$brokers" --config "$out/config-cpu.json" --batches 6000 --reset-topics --format json > "$out/cpu-run.json"
+"$ff" plan validate --workflow "$wf" --brokers "$brokers" --config "$out/config-cpu.json" --batches 20000 --reset-topics --format json > "$out/cpu-run.json"
 echo "default run: traces to profile" >&2
 started=$(date +%s)
 "$ff" plan validate --workflow "$wf" --brokers "$brokers" --default --batches 1000 --reset-topics --format json > "$out/traces-run.json"

@@ -431,10 +431,13 @@ func newPlanCalibrateCmd(g *globals) *cobra.Command {
 		Short: "Measure the broker's costs to a stage: transaction commit, produce and fetch round trips",
 		Long: `Measure, on the cluster at --brokers, what a stage waits on: an acknowledged
 produce round trip, how long a committed record takes to reach a waiting
-read_committed consumer, and a transaction's flush and commit (offsets
-included) with 1 and with 16 records. It writes to two one-partition topics,
-flexiflow.calibrate.in and .out. The JSON it prints (or writes to --out) is
-what plan and plan profile take as --broker-profile.`,
+read_committed consumer, and a stage's transaction (poll, produce, flush,
+commit with offsets): after a pause with 1 record, with 512 records, with a
+record in each of 64 partitions, and back to back, producing at once after
+the previous commit (the broker may still be writing its commit markers,
+and the client retries after a backoff). It writes to its own topics,
+flexiflow.calibrate.in (one partition) and .out64 (64). The JSON it prints (or
+writes to --out) is what plan and plan profile take as --broker-profile.`,
 		Example: `  flexiflow plan calibrate --brokers kafka:9092 --out broker.json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -475,7 +478,7 @@ func writeOut(cmd *cobra.Command, out string, v any) error {
 		return err
 	}
 	if err := writeJSON(fh, v); err != nil {
-		fh.Close()
+		_ = fh.Close()
 		return err
 	}
 	if err := fh.Close(); err != nil {
@@ -524,7 +527,7 @@ broker (or read --broker-profile). A model the cascade reaches needs
 func newPlanPredictCmd(g *globals) *cobra.Command {
 	var wfPath, profilePath, configPath string
 	var batches, size int
-	var rate, perConsumer float64
+	var rate, perConsumer, shared float64
 	var seed uint64
 	cmd := &cobra.Command{
 		Use:   "predict --workflow FILE --profile FILE --config PLAN.json [--batches N] [--rate R]",
@@ -559,7 +562,8 @@ what-if questions about a deployment, answered offline.`,
 			if err := checkConfig(pf.Config, l); err != nil {
 				return fmt.Errorf("%s: %w", configPath, err)
 			}
-			sim, err := plan.NewSimulator(&prof, plan.Workload{Batches: batches, Rate: rate, RecordsPerBatch: float64(size), CoresPerConsumer: perConsumer, Seed: seed})
+			sim, err := plan.NewSimulator(&prof, plan.Workload{Batches: batches, Rate: rate, RecordsPerBatch: float64(size), CoresPerConsumer: perConsumer,
+				SharedCores: shared, Seed: seed})
 			if err != nil {
 				return err
 			}
@@ -578,6 +582,7 @@ what-if questions about a deployment, answered offline.`,
 	f.IntVar(&size, "batch-size", 0, "records per batch (0: the profile's)")
 	f.Float64Var(&rate, "rate", 0, "batches/s arriving evenly (0: all at once)")
 	f.Float64Var(&perConsumer, "cores-per-consumer", 1, "cores one consumer has, for models that compute")
+	f.Float64Var(&shared, "shared-cores", 0, "put every consumer on this many cores of one process, as plan validate runs them (0: --cores-per-consumer each)")
 	f.Uint64Var(&seed, "seed", 1, "seed of the simulation")
 	atLeast(f, "batches", "2")
 	_ = cmd.MarkFlagRequired("profile")

@@ -93,7 +93,9 @@ plan --traces-from B can profile them.
 
 A topic that exists with other partitions than the plan's is an error;
 --reset-topics deletes the workflow's topics first (all but the traces),
-and with them what its policies learned.`,
+and with them what its policies learned, and its steps' consumer groups,
+whose consumers of an earlier run would otherwise hold their partitions
+until their sessions time out.`,
 		Example: `  flexiflow plan validate --workflow examples/planner.yaml --brokers kafka:9092 --default --batches 1000 --reset-topics
   flexiflow plan validate --workflow examples/planner.yaml --brokers kafka:9092 --config plan.json --format json`,
 		Args: cobra.NoArgs,
@@ -473,6 +475,39 @@ func runValidation(ctx context.Context, l *loaded, cfg plan.Config, recs []map[s
 	return m, nil
 }
 
+// forgetMembers removes the static members of the workflow's step groups
+// and deletes the groups: a consumer of an earlier run that is gone (static
+// members do not leave their group when they stop) would otherwise hold its
+// partitions until its session times out, and a run with fewer consumers
+// than the one before would start with part of its input unread.
+func forgetMembers(ctx context.Context, adm *kadm.Client, l *loaded) error {
+	var groups []string
+	for _, s := range l.wf.Steps {
+		groups = append(groups, s.Group)
+	}
+	described, err := adm.DescribeGroups(ctx, groups...)
+	if err != nil {
+		return fmt.Errorf("describing the workflow's consumer groups: %w", err)
+	}
+	for _, g := range described.Sorted() {
+		var ids []string
+		for _, m := range g.Members {
+			if m.InstanceID != nil {
+				ids = append(ids, *m.InstanceID)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		if _, err := adm.LeaveGroup(ctx, kadm.LeaveGroup(g.Group).InstanceIDs(ids...).Reason("plan validate --reset-topics")); err != nil {
+			return fmt.Errorf("removing the members of group %s: %w", g.Group, err)
+		}
+	}
+	// A group that does not exist, or still has members, is left alone.
+	_, _ = adm.DeleteGroups(ctx, groups...)
+	return nil
+}
+
 // prepareTopics deletes topics first when reset says so, then checks
 // that those that exist have the plan's partitions.
 func prepareTopics(ctx context.Context, l *loaded, topics []string, partitions int, reset bool) error {
@@ -483,6 +518,9 @@ func prepareTopics(ctx context.Context, l *loaded, topics []string, partitions i
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	if reset {
+		if err := forgetMembers(ctx, adm, l); err != nil {
+			return err
+		}
 		if _, err := adm.DeleteTopics(ctx, topics...); err != nil {
 			return fmt.Errorf("deleting the workflow's topics: %w", err)
 		}

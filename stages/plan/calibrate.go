@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,9 +29,10 @@ type CalibrateOptions struct {
 // Calibrate measures what the cluster kafka costs a stage: an
 // acknowledged produce round trip, how long a committed record takes to
 // reach a waiting read_committed consumer, and a transaction's flush and
-// commit (offsets included) with 1 and with 128 records, the way a stage
-// commits, of records of o.RecordBytes. It writes to two one-partition
-// topics of its own.
+// commit (offsets included) the way a stage commits: after a pause with
+// 1 and with 512 records of o.RecordBytes, with a record in each of 64
+// partitions, and producing at once after the previous commit. It writes
+// to topics of its own.
 func Calibrate(ctx context.Context, kafka stream.Config, o CalibrateOptions) (Broker, error) {
 	if o.Rounds <= 0 {
 		o.Rounds = 100
@@ -45,7 +47,7 @@ func Calibrate(ctx context.Context, kafka stream.Config, o CalibrateOptions) (Br
 	if o.Topic == "" {
 		o.Topic = "flexiflow.calibrate"
 	}
-	in, out := o.Topic+".in", o.Topic+".out"
+	in, out := o.Topic+".in", o.Topic+".out64"
 	if err := stream.EnsureTopics(ctx, kafka, 1, in); err != nil {
 		return Broker{}, fmt.Errorf("calibrating: %w", err)
 	}
@@ -99,7 +101,8 @@ func Calibrate(ctx context.Context, kafka stream.Config, o CalibrateOptions) (Br
 
 	// Transactions as a stage makes them: poll, produce, flush, commit;
 	// once producing a moment after the poll (as a stage that waits for
-	// its batches' results does) with 1 and with 128 records, and once
+	// its batches' results does) with 1 and 512 records and to 64
+	// partitions, and once
 	// producing at once (results that were ready), when the broker may
 	// still be writing the previous transaction's markers and the client
 	// retries after a backoff.
@@ -141,11 +144,22 @@ func Calibrate(ctx context.Context, kafka stream.Config, o CalibrateOptions) (Br
 			}
 			time.Sleep(gap)
 			t0 := time.Now()
+			var perr error
+			var mu sync.Mutex
 			for j := range n {
-				sess.Produce(ctx, &kgo.Record{Topic: out, Partition: int32(j % parts), Value: value}, nil)
+				sess.Produce(ctx, &kgo.Record{Topic: out, Partition: int32(j % parts), Value: value}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						mu.Lock()
+						perr = err
+						mu.Unlock()
+					}
+				})
 			}
 			if err := sess.Client().Flush(ctx); err != nil {
 				return nil, err
+			}
+			if perr != nil {
+				return nil, fmt.Errorf("calibrating: producing to %s: %w", out, perr)
 			}
 			if _, err := sess.End(ctx, kgo.TryCommit); err != nil {
 				return nil, fmt.Errorf("calibrating: committing a transaction: %w", err)
@@ -160,7 +174,7 @@ func Calibrate(ctx context.Context, kafka stream.Config, o CalibrateOptions) (Br
 	if err != nil {
 		return Broker{}, err
 	}
-	many, err := commit(128, 1, o.Gap)
+	many, err := commit(calibrationRecords, 1, o.Gap)
 	if err != nil {
 		return Broker{}, err
 	}
@@ -172,17 +186,25 @@ func Calibrate(ctx context.Context, kafka stream.Config, o CalibrateOptions) (Br
 	if err != nil {
 		return Broker{}, err
 	}
+	// Means, not medians: what a further record or partition adds shows
+	// mostly in the slow commits.
 	one, big, wide := NewDist(paused), NewDist(many), NewDist(spread)
+	perRecord := max(0, (big.Mean-one.Mean)/float64(calibrationRecords-1))
 	return Broker{
-		CommitMs: one, CommitPerRecordMs: max(0, (big.P50-one.P50)/127), CommitBackToBackMs: NewDist(backToBack),
-		CommitPerPartitionMs: max(0, (wide.P50-one.P50-float64(calibrationPartitions-1)*max(0, (big.P50-one.P50)/127))/float64(calibrationPartitions-1)),
+		CommitMs: one, CommitPerRecordMs: perRecord, CommitBackToBackMs: NewDist(backToBack),
+		CommitPerPartitionMs: max(0, (wide.Mean-one.Mean-float64(calibrationPartitions-1)*perRecord)/float64(calibrationPartitions-1)),
 		ProduceMs:            NewDist(produce), FetchMs: NewDist(fetch),
 		Measured: fmt.Sprintf("calibrated on %s at %s (%d rounds)", strings.Join(kafka.Brokers, ","), time.Now().UTC().Format(time.RFC3339), o.Rounds),
 	}, nil
 }
 
 // calibrationPartitions is how many partitions the transaction that
-// measures the cost of each further partition writes to.
-const calibrationPartitions = 8
+// measures the cost of each further partition writes to (a stage's
+// transaction writes to several topics' partitions); calibrationRecords
+// how many records the one that measures each further record's.
+const (
+	calibrationPartitions = 64
+	calibrationRecords    = 512
+)
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

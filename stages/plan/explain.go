@@ -24,8 +24,12 @@ func Explain(prof *Profile, c Config, p Prediction, d *Prediction, dc *Config) s
 		if sp.Name == p.Bottleneck {
 			mark = "*"
 		}
-		fmt.Fprintf(&b, "%s step %s: %d consumer(s) × %d workers, transactions of at most %d: workers busy %.0f%%, committing %.0f%% of the time, %.2f attempts per batch (%s).\n",
-			mark, sp.Name, sp.Consumers, sc.Workers, sc.MaxPoll, 100*sp.Utilization, 100*sp.CommitShare, sp.AttemptsPerBatch, cascadeWords(stp))
+		cpu := ""
+		if sp.CPUShare > 0 {
+			cpu = fmt.Sprintf(", cores busy %.0f%%", 100*sp.CPUShare)
+		}
+		fmt.Fprintf(&b, "%s step %s: %d consumer(s) × %d workers, transactions of at most %d: workers busy %.0f%%, committing %.0f%% of the time%s, %.2f attempts per batch (%s).\n",
+			mark, sp.Name, sp.Consumers, sc.Workers, sc.MaxPoll, 100*sp.Utilization, 100*sp.CommitShare, cpu, sp.AttemptsPerBatch, cascadeWords(stp))
 		if sp.Consumers < sc.Consumers {
 			fmt.Fprintf(&b, "  Only %d of its %d consumers own partitions (the topics have %d): the others sit idle.\n", sp.Consumers, sc.Consumers, c.Partitions)
 		}
@@ -38,6 +42,9 @@ func Explain(prof *Profile, c Config, p Prediction, d *Prediction, dc *Config) s
 			sc := c.Steps[i]
 			ms := modelMs(prof.Steps[i])
 			switch sp.Limit {
+			case "cpu":
+				fmt.Fprintf(&b, "Step %s limits the pipeline: its consumers' cores are busy %.0f%% of the time with the stage's own work (%.3f ms per attempt: decoding, ranking, assertions, encoding, the trace), so more workers would only wait for a core. More consumers (up to the partitions), or more cores each, raise it.\n",
+					sp.Name, 100*sp.CPUShare, prof.StageCPUMs)
 			case "workers":
 				fmt.Fprintf(&b, "Step %s limits the pipeline: its %d worker(s) per consumer are busy %.0f%% of the time, and each batch takes %.1f ms of model time there on average, so %d consumer(s) pass on at most about %.0f batches/s. More workers (if its models' servers take the calls) or more consumers (up to the partitions) raise it.\n",
 					sp.Name, sc.Workers, 100*sp.Utilization, ms, sp.Consumers, float64(sp.Consumers*sc.Workers)/ms*1000)

@@ -127,6 +127,10 @@ func (o Objective) energy(c Config, p Prediction, scale float64) eval {
 	return e
 }
 
+// partitionSlack is how much worse (a share of the score) a configuration
+// with fewer partitions may predict and still be preferred.
+const partitionSlack = 0.02
+
 // SearchOptions bound a search.
 type SearchOptions struct {
 	// Iterations is the most proposals (default 3000); Time the longest
@@ -261,8 +265,7 @@ func Search(sim *Simulator, names []string, sp Space, obj Objective, o SearchOpt
 	seen := map[string]eval{}
 	var scale float64
 	bestP99 := math.Inf(1)
-	var evaluate func(x state) (eval, error)
-	evaluate = func(x state) (eval, error) {
+	evaluate := func(x state) (eval, error) {
 		key := string(fmt.Append(nil, []int(x)))
 		if e, ok := seen[key]; ok {
 			return e, nil
@@ -357,6 +360,26 @@ func Search(sim *Simulator, names []string, sp Space, obj Objective, o SearchOpt
 			return Result{}, err
 		}
 		best, bestX = b, bx
+	}
+	// Among the configurations as good as the best within the
+	// simulation's noise, take the one with the fewest partitions: a
+	// partition more costs the broker work (fetches, produce batches,
+	// commit markers) the simulator sees only in part, and buys nothing
+	// beyond the consumers that use it.
+	for k := 0; k < bestX[0]; k++ {
+		y := append(state(nil), bestX...)
+		y[0] = k
+		if !allowed(sp.config(names, y)) {
+			continue
+		}
+		e, err := evaluate(y)
+		if err != nil {
+			return Result{}, err
+		}
+		if e.feasible == best.feasible && e.score <= best.score+partitionSlack*math.Abs(best.score) {
+			best, bestX = e, y
+			break
+		}
 	}
 	c := sp.config(names, bestX)
 	r := Result{Config: c, Predicted: best.pred, Feasible: best.feasible, Cores: c.Cores(obj.CoresPerConsumer),

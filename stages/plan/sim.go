@@ -110,7 +110,10 @@ type Prediction struct {
 	// keeps up: the last tenth of the batches to arrive wait no longer
 	// than the first tenth (within 50%, or 100 ms); a pipeline that
 	// falls behind makes each batch wait longer than the one before.
-	Sustained  bool             `json:"sustained"`
+	Sustained bool `json:"sustained"`
+	// CPUShare is, when the consumers share cores (Workload.SharedCores),
+	// the share of them spent on stage work.
+	CPUShare   float64          `json:"cpu_share,omitempty"`
 	Bottleneck string           `json:"bottleneck"`
 	Steps      []StepPrediction `json:"steps"`
 }
@@ -128,6 +131,10 @@ type StepPrediction struct {
 	// ServerShare is, for the step's busiest capped model server, the
 	// share of its capacity in use.
 	ServerShare float64 `json:"server_share,omitempty"`
+	// CPUShare is the share of the step's consumers' cores spent on
+	// stage work, when the profile has the stage's CPU per attempt and
+	// each consumer has its own cores.
+	CPUShare float64 `json:"cpu_share,omitempty"`
 	// BatchesPerTxn is the mean batches (and reports) per transaction.
 	BatchesPerTxn float64 `json:"batches_per_txn"`
 	// AttemptsPerBatch is the mean attempts per batch.
@@ -162,6 +169,7 @@ type Simulator struct {
 type host struct {
 	cores, busy int
 	queue       []int32
+	used        float64 // core-milliseconds of stage work done
 }
 
 type arrived struct{ at, lat float64 }
@@ -652,6 +660,7 @@ func (s *Simulator) invoke(ci int32, id int32, now float64) {
 func (s *Simulator) cpuDone(ci int32, id int32, now float64) {
 	h := &s.hosts[s.cons[ci].host]
 	h.busy--
+	h.used += s.p.StageCPUMs
 	if len(h.queue) > 0 {
 		next := h.queue[0]
 		h.queue = h.queue[1:]
@@ -760,15 +769,27 @@ func (s *Simulator) predict(c Config, base []int, delivered, dead int, firstOut,
 			sp.Utilization = hold / workers
 			sp.CommitShare = commit / (span * float64(sp.Consumers))
 		}
+		if s.w.SharedCores <= 0 && span > 0 {
+			var used, cores float64
+			for k := base[i]; k < base[i+1]; k++ {
+				h := s.hosts[s.cons[k].host]
+				used += h.used
+				cores += float64(h.cores)
+			}
+			sp.CPUShare = used / (cores * span)
+		}
 		if txns > 0 {
 			sp.BatchesPerTxn = float64(items) / float64(txns)
 		}
 		sp.AttemptsPerBatch = s.attempts(i)
 		sp.Limit = "none"
-		pressure := max(sp.Utilization, sp.CommitShare)
-		if sp.Utilization >= sp.CommitShare && sp.Utilization > 0.5 {
+		pressure := max(sp.Utilization, sp.CommitShare, sp.CPUShare)
+		switch {
+		case sp.CPUShare >= 0.8 && sp.CPUShare >= sp.CommitShare:
+			sp.Limit = "cpu"
+		case sp.Utilization >= sp.CommitShare && sp.Utilization > 0.5:
 			sp.Limit = "workers"
-		} else if sp.CommitShare > 0.5 {
+		case sp.CommitShare > 0.5:
 			sp.Limit = "transactions"
 		}
 		_ = sc
@@ -779,6 +800,10 @@ func (s *Simulator) predict(c Config, base []int, delivered, dead int, firstOut,
 	}
 	if worst < 0.5 {
 		p.Bottleneck = "input"
+	}
+	if s.w.SharedCores > 0 && len(s.hosts) == 1 && lastOut > 0 {
+		h := s.hosts[0]
+		p.CPUShare = h.used / (float64(h.cores) * lastOut)
 	}
 	return p
 }

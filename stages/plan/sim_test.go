@@ -151,3 +151,19 @@ func TestIngestBatches(t *testing.T) {
 	// linger 50 + source commit 2 + fetch 1, then fetch 1 + model 5 + commit 2 + fetch 1
 	near(t, "p50", pr.P50Ms, 62, 0.05)
 }
+
+// TestStageCPU: the stage's own work per attempt takes a core, so a
+// consumer with one core passes on at most one attempt per that much CPU,
+// however many workers wait on its models; consumers sharing one process's
+// cores share that bound.
+func TestStageCPU(t *testing.T) {
+	p := oneStep(0.5, sleeper("m", 0.1, 1))
+	p.StageCPUMs = 1
+	own := run(t, p, Workload{Batches: 3000}, Config{Partitions: 2, Steps: []StepConfig{{Consumers: 2, Workers: 32, MaxPoll: 64}}})
+	near(t, "batches/s on a core each", own.BatchesPerS, 2000, 0.05)
+	if own.Steps[0].Limit != "cpu" || own.Steps[0].CPUShare < 0.9 {
+		t.Errorf("limit %s, cores busy %.2f; want cpu, above 0.9", own.Steps[0].Limit, own.Steps[0].CPUShare)
+	}
+	shared := run(t, p, Workload{Batches: 3000, SharedCores: 1}, Config{Partitions: 2, Steps: []StepConfig{{Consumers: 2, Workers: 32, MaxPoll: 64}}})
+	near(t, "batches/s sharing one core", shared.BatchesPerS, 1000, 0.05)
+}
