@@ -110,14 +110,7 @@ func (p *profileSource) read(ctx context.Context, g *globals, wf *workflow.Workf
 		if p.tracesFrom != "" {
 			return nil, errors.New("give --profile or --traces-from, not both")
 		}
-		var prof plan.Profile
-		if err := readJSON(p.profile, &prof); err != nil {
-			return nil, err
-		}
-		if err := prof.Check(wf); err != nil {
-			return nil, fmt.Errorf("%s: %w", p.profile, err)
-		}
-		return &prof, nil
+		return readProfile(p.profile, wf)
 	}
 	if p.tracesFrom == "" && p.clickhouseDSN == "" {
 		return nil, errors.New("say where the traces are: --traces-from BROKERS (the workflow's traces topic), --clickhouse DSN with --broker-profile FILE, or --profile FILE (saved by flexiflow plan profile)")
@@ -207,6 +200,18 @@ func (p *profileSource) read(ctx context.Context, g *globals, wf *workflow.Workf
 	}
 	opts.Source = fmt.Sprintf("%s on %s%s", wf.Topics.Traces, p.tracesFrom, sinceWords(p.since))
 	return plan.FromTraces(wf, traces, broker, opts)
+}
+
+// readProfile reads a saved profile and checks that it profiles wf.
+func readProfile(path string, wf *workflow.Workflow) (*plan.Profile, error) {
+	var prof plan.Profile
+	if err := readJSON(path, &prof); err != nil {
+		return nil, err
+	}
+	if err := prof.Check(wf); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &prof, nil
 }
 
 func readJSON(path string, v any) error {
@@ -352,9 +357,7 @@ func makePlan(wf *workflow.Workflow, prof *plan.Profile, obj plan.Objective, w p
 	if err != nil {
 		return nil, err
 	}
-	if w.EventRate > 0 {
-		w = sim.Workload()
-	}
+	w = sim.Workload() // as simulated, defaults filled in
 	def := defaultConfig(wf)
 	if obj.Kind == plan.Throughput && obj.BudgetCores == 0 {
 		obj.BudgetCores = def.Cores(obj.CoresPerConsumer)
@@ -373,7 +376,6 @@ func makePlan(wf *workflow.Workflow, prof *plan.Profile, obj plan.Objective, w p
 	if err != nil {
 		return nil, err
 	}
-	w.Batches = max(w.Batches, 1) // as simulated
 	return &planFile{Workflow: wf.Name, Objective: obj, Workload: w, Config: r.Config, Predicted: r.Predicted, Feasible: r.Feasible, Cores: r.Cores,
 		BestP99Ms: r.BestP99Ms, Default: planDefault{Prediction: dp, Config: def},
 		Search:  planSearch{SpaceSize: space.Size(len(names)), Iterations: r.Iterations, Evaluated: r.Evaluated, ElapsedMs: float64(r.Elapsed) / 1e6},
@@ -548,11 +550,8 @@ what-if questions about a deployment, answered offline.`,
 			if err != nil {
 				return err
 			}
-			var prof plan.Profile
-			if err := readJSON(profilePath, &prof); err != nil {
-				return err
-			}
-			if err := prof.Check(l.wf); err != nil {
+			prof, err := readProfile(profilePath, l.wf)
+			if err != nil {
 				return err
 			}
 			var pf planFile
@@ -562,7 +561,7 @@ what-if questions about a deployment, answered offline.`,
 			if err := checkConfig(pf.Config, l); err != nil {
 				return fmt.Errorf("%s: %w", configPath, err)
 			}
-			sim, err := plan.NewSimulator(&prof, plan.Workload{Batches: batches, Rate: rate, RecordsPerBatch: float64(size), CoresPerConsumer: perConsumer,
+			sim, err := plan.NewSimulator(prof, plan.Workload{Batches: batches, Rate: rate, RecordsPerBatch: float64(size), CoresPerConsumer: perConsumer,
 				SharedCores: shared, Seed: seed})
 			if err != nil {
 				return err

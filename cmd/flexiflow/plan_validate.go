@@ -129,18 +129,16 @@ until their sessions time out.`,
 				}
 			}
 			if profilePath != "" {
-				prof = new(plan.Profile)
-				if err := readJSON(profilePath, prof); err != nil {
+				if prof, err = readProfile(profilePath, l.wf); err != nil {
 					return err
+				}
+			} else if prof != nil {
+				if err := prof.Check(l.wf); err != nil {
+					return fmt.Errorf("%s: %w", configPath, err)
 				}
 			}
 			if prof != nil && cmd.Flags().Changed("stage-cpu-ms") {
 				prof.StageCPUMs = stageCPU
-			}
-			if prof != nil {
-				if err := prof.Check(l.wf); err != nil {
-					return err
-				}
 			}
 			if err := checkConfig(cfg, l); err != nil {
 				return fmt.Errorf("%s: %w", configPath, err)
@@ -208,21 +206,11 @@ until their sessions time out.`,
 
 // checkConfig says whether cfg deploys l's workflow.
 func checkConfig(cfg plan.Config, l *loaded) error {
-	if cfg.Partitions < 1 {
-		return fmt.Errorf("partitions must be at least 1, got %d", cfg.Partitions)
+	names := make([]string, len(l.wf.Steps))
+	for i, s := range l.wf.Steps {
+		names[i] = s.Name
 	}
-	if len(cfg.Steps) != len(l.wf.Steps) {
-		return fmt.Errorf("the plan has %d steps and workflow %q %d", len(cfg.Steps), l.wf.Name, len(l.wf.Steps))
-	}
-	for i, s := range cfg.Steps {
-		if s.Name != l.wf.Steps[i].Name {
-			return fmt.Errorf("the plan's step %d is %q and the workflow's %q", i+1, s.Name, l.wf.Steps[i].Name)
-		}
-		if s.Consumers < 1 || s.Workers < 1 || s.MaxPoll < 1 {
-			return fmt.Errorf("step %s: consumers, workers and max_poll must be at least 1", s.Name)
-		}
-	}
-	return nil
+	return cfg.Check(names)
 }
 
 // inputRecords are the records batches are made of: those of the JSON

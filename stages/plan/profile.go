@@ -319,19 +319,16 @@ func FromTraces(wf *workflow.Workflow, traces []*schemas.Trace, broker Broker, o
 			sp.FirstChoice[name] = float64(c) / float64(sumCounts(recentFirst))
 		}
 		sp.Cascade = cascade(sp, recentFirst, second)
-		// A model the cascade reaches needs traces; one it never reaches
-		// (every batch passed before it) is left out.
-		reach := 1.0
+		// A model without traces ends the cascade: no batch reached it
+		// (every one passed before it), so the plan routes none to it.
 		for k, name := range sp.Cascade {
-			mp := sp.model(name)
-			if mp.Traces == 0 {
-				if reach > 0 && k > 0 && sp.Models != nil {
+			if sp.model(name).Traces == 0 {
+				if k > 0 {
 					p.Notes = append(p.Notes, fmt.Sprintf("step %s: model %s has no traces: every batch passed before it, so the plan routes none to it", step.Name, name))
 				}
 				sp.Cascade = sp.Cascade[:k]
 				break
 			}
-			reach *= 1 - mp.Pass
 		}
 		if len(sp.Cascade) == 0 {
 			problems = append(problems, fmt.Sprintf("step %s: no model has traces", step.Name))
@@ -363,11 +360,11 @@ func FromTraces(wf *workflow.Workflow, traces []*schemas.Trace, broker Broker, o
 // attempts, which model each went to, leaving out the models the policy
 // only explored (under a tenth of them): the choices it settled on.
 func settledFirstChoices(firsts []*schemas.Trace) map[string]int {
-	slices.SortFunc(firsts, func(a, b *schemas.Trace) int { return cmp.Compare(a.TsUs, b.TsUs) })
-	recent := firsts[len(firsts)-max(1, len(firsts)/10):]
 	if len(firsts) == 0 {
 		return nil
 	}
+	slices.SortFunc(firsts, func(a, b *schemas.Trace) int { return cmp.Compare(a.TsUs, b.TsUs) })
+	recent := firsts[len(firsts)-max(1, len(firsts)/10):]
 	counts := map[string]int{}
 	for _, t := range recent {
 		counts[t.Model]++

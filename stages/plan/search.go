@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -25,6 +26,11 @@ func DefaultSpace() Space {
 		Workers:    []int{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		MaxPoll:    []int{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 	}
+}
+
+// worstCores is the most cores a configuration of steps steps takes.
+func (sp Space) worstCores(steps int, perConsumer float64) float64 {
+	return float64(steps*slices.Max(sp.Consumers)) * perConsumer
 }
 
 // Size is how many configurations of steps steps the space holds.
@@ -242,7 +248,7 @@ func Search(sim *Simulator, names []string, sp Space, obj Objective, o SearchOpt
 		return Result{}, fmt.Errorf("--budget-cores %g is too small: one consumer per step for %d steps takes %g cores (%g each, --cores-per-consumer)",
 			obj.BudgetCores, len(names), minCores, obj.CoresPerConsumer)
 	}
-	obj.worstCores = float64(len(names)*sp.Consumers[len(sp.Consumers)-1]) * obj.CoresPerConsumer
+	obj.worstCores = sp.worstCores(len(names), obj.CoresPerConsumer)
 	allowed := func(c Config) bool {
 		return obj.Kind != Throughput || obj.BudgetCores == 0 || c.Cores(obj.CoresPerConsumer) <= obj.BudgetCores+1e-9
 	}
@@ -431,7 +437,7 @@ func Enumerate(sim *Simulator, names []string, sp Space, obj Objective) (Result,
 		return Result{}, err
 	}
 	dims := 1 + 3*len(names)
-	obj.worstCores = float64(len(names)*sp.Consumers[len(sp.Consumers)-1]) * obj.CoresPerConsumer
+	obj.worstCores = sp.worstCores(len(names), obj.CoresPerConsumer)
 	x := make(state, dims)
 	var best Result
 	var bestE eval

@@ -25,6 +25,29 @@ type StepConfig struct {
 	MaxPoll   int    `json:"max_poll"`
 }
 
+// Check says whether c deploys a workflow of the named steps: at least
+// one partition, and each step (in order; a step without a name is taken
+// to be the one at its place) with at least one consumer, worker and
+// batch per transaction.
+func (c Config) Check(steps []string) error {
+	if c.Partitions < 1 {
+		return fmt.Errorf("partitions must be at least 1, got %d", c.Partitions)
+	}
+	if len(c.Steps) != len(steps) {
+		return fmt.Errorf("the configuration has %d steps and the workflow %d", len(c.Steps), len(steps))
+	}
+	for i, sc := range c.Steps {
+		if sc.Name != "" && sc.Name != steps[i] {
+			return fmt.Errorf("the configuration's step %d is %q and the workflow's %q", i+1, sc.Name, steps[i])
+		}
+		if sc.Consumers < 1 || sc.Workers < 1 || sc.MaxPoll < 1 {
+			return fmt.Errorf("step %s: consumers, workers and max_poll must be at least 1, got %d, %d and %d",
+				steps[i], sc.Consumers, sc.Workers, sc.MaxPoll)
+		}
+	}
+	return nil
+}
+
 // Cores is what c asks for: consumers × cores each.
 func (c Config) Cores(perConsumer float64) float64 {
 	n := 0
@@ -128,9 +151,6 @@ type StepPrediction struct {
 	// consumer's time spent flushing and committing.
 	Utilization float64 `json:"utilization"`
 	CommitShare float64 `json:"commit_share"`
-	// ServerShare is, for the step's busiest capped model server, the
-	// share of its capacity in use.
-	ServerShare float64 `json:"server_share,omitempty"`
 	// CPUShare is the share of the step's consumers' cores spent on
 	// stage work, when the profile has the stage's CPU per attempt and
 	// each consumer has its own cores.
@@ -712,19 +732,11 @@ func (s *Simulator) finish(ci int32, id int32, now float64) {
 }
 
 func (s *Simulator) check(c Config) error {
-	if c.Partitions < 1 {
-		return fmt.Errorf("partitions must be at least 1, got %d", c.Partitions)
+	names := make([]string, len(s.p.Steps))
+	for i, sp := range s.p.Steps {
+		names[i] = sp.Name
 	}
-	if len(c.Steps) != len(s.steps) {
-		return fmt.Errorf("the configuration has %d steps and the workflow %d", len(c.Steps), len(s.steps))
-	}
-	for i, sc := range c.Steps {
-		if sc.Consumers < 1 || sc.Workers < 1 || sc.MaxPoll < 1 {
-			return fmt.Errorf("step %s: consumers, workers and max_poll must be at least 1, got %d, %d and %d",
-				s.p.Steps[i].Name, sc.Consumers, sc.Workers, sc.MaxPoll)
-		}
-	}
-	return nil
+	return c.Check(names)
 }
 
 func (s *Simulator) predict(c Config, base []int, delivered, dead int, firstOut, lastOut float64) Prediction {
@@ -749,7 +761,7 @@ func (s *Simulator) predict(c Config, base []int, delivered, dead int, firstOut,
 		p.Sustained = last <= max(1.5*first, first+100)
 	}
 	worst := -1.0
-	for i, sc := range c.Steps {
+	for i := range c.Steps {
 		sp := StepPrediction{Name: s.p.Steps[i].Name, Consumers: base[i+1] - base[i]}
 		var hold, commit, span, workers float64
 		txns, items := 0, 0
@@ -792,7 +804,6 @@ func (s *Simulator) predict(c Config, base []int, delivered, dead int, firstOut,
 		case sp.CommitShare > 0.5:
 			sp.Limit = "transactions"
 		}
-		_ = sc
 		if pressure > worst {
 			worst, p.Bottleneck = pressure, sp.Name
 		}
