@@ -49,6 +49,9 @@ type measured struct {
 	CPUS       float64 `json:"cpu_s"`
 	Attempts   int64   `json:"attempts"`
 	StageCPUMs float64 `json:"stage_cpu_ms"`
+	// OtherCPUS is the CPU the machine's other processes used meanwhile
+	// (the broker's, when it runs here; Linux only).
+	OtherCPUS float64 `json:"other_cpu_s,omitempty"`
 	// Steps is what each step's consumers counted, summed.
 	Steps []measuredStep `json:"steps"`
 }
@@ -356,7 +359,8 @@ func runValidation(ctx context.Context, l *loaded, cfg plan.Config, recs []map[s
 		return measured{}, err
 	}
 	defer prod.Close()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), plan.ProcessCPU()
+	machine0, machineOK := plan.MachineCPU()
 	var perr error
 	var pmu sync.Mutex
 	for i := 0; i < batches; i++ {
@@ -426,7 +430,10 @@ func runValidation(ctx context.Context, l *loaded, cfg plan.Config, recs []map[s
 		}
 	}
 	m.WallS = time.Since(start).Seconds()
-	m.CPUS = (cpuTime() - cpu0).Seconds()
+	m.CPUS = (plan.ProcessCPU() - cpu0).Seconds()
+	if machine1, ok := plan.MachineCPU(); ok && machineOK {
+		m.OtherCPUS = max(0, (machine1-machine0).Seconds()-m.CPUS)
+	}
 	for i, p := range pipes {
 		ms := measuredStep{Name: cfg.Steps[i].Name}
 		var attempts, left, records int64

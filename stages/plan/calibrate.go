@@ -1,8 +1,11 @@
 package plan
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +27,11 @@ type CalibrateOptions struct {
 	// Gap is how long a paused transaction waits between polling and
 	// producing (default 5ms).
 	Gap time.Duration
+	// Load is how long each shape of the broker's CPU measurement runs
+	// (default 2s). The broker's CPU is measured only when it runs on
+	// this machine (every broker address a loopback one) and the
+	// machine's CPU time is readable (Linux); a negative Load skips it.
+	Load time.Duration
 }
 
 // Calibrate measures what the cluster kafka costs a stage: an
@@ -190,13 +198,171 @@ func Calibrate(ctx context.Context, kafka stream.Config, o CalibrateOptions) (Br
 	// mostly in the slow commits.
 	one, big, wide := NewDist(paused), NewDist(many), NewDist(spread)
 	perRecord := max(0, (big.Mean-one.Mean)/float64(calibrationRecords-1))
-	return Broker{
+	var cpu *BrokerCPU
+	if o.Load >= 0 && Local(kafka.Brokers) {
+		if o.Load == 0 {
+			o.Load = 2 * time.Second
+		}
+		if cpu, err = calibrateCPU(ctx, kafka, out, value, o.Load); err != nil {
+			return Broker{}, err
+		}
+	}
+	return Broker{CPU: cpu,
 		CommitMs: one, CommitPerRecordMs: perRecord, CommitBackToBackMs: NewDist(backToBack),
 		CommitPerPartitionMs: max(0, (wide.Mean-one.Mean-float64(calibrationPartitions-1)*perRecord)/float64(calibrationPartitions-1)),
 		ProduceMs:            NewDist(produce), FetchMs: NewDist(fetch),
 		Measured: fmt.Sprintf("calibrated on %s at %s (%d rounds)", strings.Join(kafka.Brokers, ","), time.Now().UTC().Format(time.RFC3339), o.Rounds),
 	}, nil
 }
+
+// Local says whether every broker address is a loopback one: the broker
+// runs on this machine and shares its cores.
+func Local(brokers []string) bool {
+	for _, b := range brokers {
+		host, _, err := net.SplitHostPort(b)
+		if err != nil {
+			host = b
+		}
+		if host == "localhost" {
+			continue
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return len(brokers) > 0
+}
+
+// calibrateCPU measures the broker's CPU per transaction, per produce
+// request, per partition's records in a request and per partition written:
+// transactional producers commit back to back in five shapes (one request
+// or several in a row, to one partition or to many, or to a new partition
+// each), while the machine's CPU outside this process is read
+// before and after; what it spends when idle is taken off. It returns
+// nil when the machine's CPU time is not readable.
+func calibrateCPU(ctx context.Context, kafka stream.Config, topic string, value []byte, load time.Duration) (*BrokerCPU, error) {
+	others := func() (time.Duration, bool) {
+		m, ok := MachineCPU()
+		return m - ProcessCPU(), ok
+	}
+	o0, ok := others()
+	if !ok {
+		return nil, nil
+	}
+	idleFor := load / 2
+	select {
+	case <-time.After(idleFor):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	o1, _ := others()
+	idle := float64(o1-o0) / float64(idleFor) // cores busy outside this process at rest
+	const producers = 8
+	clients := make([]*kgo.Client, producers)
+	for i := range clients {
+		c, err := kgo.NewClient(append(kafka.ClientOpts(), kgo.ProducerLinger(0), kgo.DefaultProduceTopic(topic),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.TransactionalID(fmt.Sprintf("%s-cpu-%d-%d", topic, time.Now().UnixNano(), i)))...)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	// perTxn runs the producers for load, each committing transactions of
+	// n records spread over parts partitions, and gives the core-ms the
+	// broker spent per transaction.
+	perTxn := func(parts, rounds int, spread bool) (float64, error) {
+		lctx, cancel := context.WithTimeout(ctx, load)
+		defer cancel()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		txns := 0
+		var firstErr error
+		b0, _ := others()
+		t0 := time.Now()
+		for _, c := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for lctx.Err() == nil {
+					if err := c.BeginTransaction(); err != nil {
+						mu.Lock()
+						firstErr = cmp.Or(firstErr, err)
+						mu.Unlock()
+						return
+					}
+					var err error
+					for r := range rounds {
+						for j := range parts {
+							if spread { // a partition new to the transaction each round
+								j = r
+							}
+							c.Produce(ctx, &kgo.Record{Partition: int32(j), Value: value}, nil)
+						}
+						if err = c.Flush(ctx); err != nil {
+							break
+						}
+					}
+					if err == nil {
+						err = c.EndTransaction(ctx, kgo.TryCommit)
+					}
+					mu.Lock()
+					if err != nil {
+						firstErr = cmp.Or(firstErr, err)
+					} else {
+						txns++
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b1, _ := others()
+		if firstErr != nil {
+			return 0, fmt.Errorf("calibrating the broker's CPU: %w", firstErr)
+		}
+		if txns == 0 {
+			return 0, fmt.Errorf("calibrating the broker's CPU: no transaction committed in %s", load)
+		}
+		spent := float64(b1-b0)/float64(time.Millisecond) - idle*ms(time.Since(t0))
+		return max(0, spent) / float64(txns), nil
+	}
+	// cost(partitions p, rounds r) = txn + request·r + append·p·r + partition·p,
+	// four shapes, four unknowns.
+	const P, R = float64(cpuPartitions), float64(cpuRounds)
+	var c [4]float64
+	for i, shape := range [4][2]int{{1, 1}, {1, cpuRounds}, {cpuPartitions, 1}, {cpuPartitions, cpuRounds}} {
+		var err error
+		if c[i], err = perTxn(shape[0], shape[1], false); err != nil {
+			return nil, err
+		}
+	}
+	// And a transaction that adds a partition to itself each round: the
+	// client adds them (AddPartitionsToTxn) before the request that
+	// writes to them, and the coordinator logs each addition.
+	spread, err := perTxn(1, cpuPartitions, true)
+	if err != nil {
+		return nil, err
+	}
+	app := max(0, ((c[3]-c[2])-(c[1]-c[0]))/(R-1)/(P-1))
+	req := max(0, (c[1]-c[0])/(R-1)-app)
+	part := max(0, (c[2]-c[0])/(P-1)-app)
+	txn := max(0, c[0]-req-app-part)
+	add := max(0, (spread-txn-P*(req+app+part))/P)
+	return &BrokerCPU{TxnMs: txn, RequestMs: req, AppendMs: app, PartitionMs: part, AddMs: add,
+		Cores: runtime.NumCPU(), IdleCores: max(0, idle)}, nil
+}
+
+// cpuRounds and cpuPartitions shape the transactions that measure the
+// broker's CPU per request and per partition.
+const (
+	cpuRounds     = 16
+	cpuPartitions = 32
+)
 
 // calibrationPartitions is how many partitions the transaction that
 // measures the cost of each further partition writes to (a stage's

@@ -34,6 +34,18 @@ func Explain(prof *Profile, c Config, p Prediction, d *Prediction, dc *Config) s
 			fmt.Fprintf(&b, "  Only %d of its %d consumers own partitions (the topics have %d): the others sit idle.\n", sp.Consumers, sc.Consumers, c.Partitions)
 		}
 	}
+	switch p.Bottleneck {
+	case "cpu":
+		fmt.Fprintf(&b, "The cores the stages share with the broker limit the pipeline: the stages' own work keeps %.0f%% of them busy and the broker's %.0f%% (its transactions, requests and partitions), so more workers or consumers would only wait for a core. More cores, or the broker on cores of its own, raise it; fewer partitions and larger transactions (--max-poll) cut the broker's share.\n",
+			100*p.CPUShare, 100*p.BrokerCPUShare)
+	case "broker":
+		fmt.Fprintf(&b, "The broker's cores limit the pipeline: its work on the transactions, requests and partitions keeps %.0f%% of them busy. Fewer partitions and larger transactions (--max-poll) cut that work; more broker cores raise the limit.\n",
+			100*p.BrokerCPUShare)
+	default:
+		if p.BrokerCPUShare > 0 {
+			fmt.Fprintf(&b, "The broker keeps %.0f%% of its cores busy.\n", 100*p.BrokerCPUShare)
+		}
+	}
 	if p.Bottleneck != "input" {
 		for i, sp := range p.Steps {
 			if sp.Name != p.Bottleneck {

@@ -61,8 +61,33 @@ type Broker struct {
 	// FetchMs is how long a committed record takes to reach a consumer
 	// waiting for it.
 	FetchMs Dist `json:"fetch_ms"`
+	// CPU is the broker's CPU per transaction, when it runs on the
+	// machine that calibrated it; nil when it runs elsewhere.
+	CPU *BrokerCPU `json:"cpu,omitempty"`
 	// Measured says where the figures come from.
 	Measured string `json:"measured"`
+}
+
+// BrokerCPU is the CPU the broker spends on a stage's transaction, in
+// milliseconds of one core: TxnMs for each, RequestMs for each produce (or
+// fetch) request, AppendMs for each partition's
+// records in each produce request (the records a partition gets in one
+// request are appended to its log at once), PartitionMs for each partition
+// it writes to (its commit marker), AddMs for each request that writes to
+// partitions new to the transaction (the client adds them first, and the
+// coordinator logs the transaction's partitions again). It is measured
+// when the broker runs on the calibrating machine, whose Cores it then
+// shares with whatever else runs there (plan validate's stages, on a
+// laptop or a test machine); IdleCores is what the machine's other
+// processes kept busy at rest.
+type BrokerCPU struct {
+	TxnMs       float64 `json:"txn_ms"`
+	RequestMs   float64 `json:"request_ms"`
+	AppendMs    float64 `json:"append_ms"`
+	PartitionMs float64 `json:"partition_ms"`
+	AddMs       float64 `json:"add_ms"`
+	Cores       int     `json:"cores"`
+	IdleCores   float64 `json:"idle_cores"`
 }
 
 // BackToBackMs is how soon after a commit a transaction's first record

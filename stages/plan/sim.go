@@ -89,6 +89,12 @@ type Workload struct {
 	// one set of that many cores (one process, as plan validate runs
 	// them) instead of CoresPerConsumer each.
 	SharedCores float64 `json:"shared_cores,omitempty"`
+	// BrokerCores is the cores the broker spends on this workflow's
+	// transactions, when the profile has the broker's CPU (Broker.CPU).
+	// With SharedCores and no BrokerCores the broker runs on those cores
+	// beside the stages (it was calibrated on this machine); with neither
+	// its CPU is not simulated.
+	BrokerCores float64 `json:"broker_cores,omitempty"`
 	// Seed seeds the simulation: the same seed, configuration and
 	// profile always give the same prediction.
 	Seed uint64 `json:"seed,omitempty"`
@@ -136,7 +142,14 @@ type Prediction struct {
 	Sustained bool `json:"sustained"`
 	// CPUShare is, when the consumers share cores (Workload.SharedCores),
 	// the share of them spent on stage work.
-	CPUShare   float64          `json:"cpu_share,omitempty"`
+	CPUShare float64 `json:"cpu_share,omitempty"`
+	// BrokerCPUShare is, when the profile has the broker's CPU, the share
+	// of the broker's cores (Workload.BrokerCores, or the shared ones)
+	// its work on the transactions took.
+	BrokerCPUShare float64 `json:"broker_cpu_share,omitempty"`
+	// Bottleneck is the step that limits the pipeline; "input" when none
+	// is busy (the batches arrive slower than it serves them), "cpu" when
+	// the shared cores are, "broker" when the broker's are.
 	Bottleneck string           `json:"bottleneck"`
 	Steps      []StepPrediction `json:"steps"`
 }
@@ -181,6 +194,7 @@ type Simulator struct {
 	routes    []route
 	byArrival []arrived
 	hosts     []host
+	broker    int     // index in hosts of the broker's cores; -1 leaves its CPU out
 	ingestMs  float64 // what the source adds to a batch's latency
 }
 
@@ -188,9 +202,28 @@ type Simulator struct {
 // the workload shares cores, the one process's.
 type host struct {
 	cores, busy int
-	queue       []int32
-	used        float64 // core-milliseconds of stage work done
+	queue       []job
+	used        float64 // core-milliseconds of work done
+	brokerUsed  float64 // of which the broker's
+	// brokerQueued is how many of the queue's first jobs are the
+	// broker's, which go ahead of the stages' work.
+	brokerQueued int
 }
+
+// job is ms of work for a core: an attempt's stage work (item ≥ 0), the
+// broker's on a consumer's commit (item commitJob), on one of its
+// requests (item requestJob), or on a produce request that leaves now
+// (item sendJob: the request returns once the broker has done it).
+type job struct {
+	cons, item int32
+	ms         float64
+}
+
+const (
+	commitJob  = -1
+	requestJob = -2
+	sendJob    = -3
+)
 
 type arrived struct{ at, lat float64 }
 
@@ -244,6 +277,22 @@ type consumer struct {
 	host      int     // index in Simulator.hosts
 	firstTake float64 // when the open transaction produced its first record
 
+	// The producer, one request in flight: reqBack is when the one out
+	// returns, queued whether records wait for the next; commitMs is the
+	// open transaction's commit's latency on an idle broker.
+	reqBack  float64
+	queued   bool
+	commitMs float64
+	owned    int // partitions it fetches, over its topics
+	// parts are the partitions the open transaction writes to, by topic
+	// (traces, output, retry, dead-letter); added says the request that
+	// goes next has added its new ones already.
+	parts [4]uint64
+	added bool
+	// reqParts are the partitions, by topic, the queued request already
+	// has records for: each is appended to once per request.
+	reqParts [4]uint64
+
 	first, last    float64
 	txns, txnItems int
 }
@@ -273,8 +322,9 @@ const (
 	evVisible uint8 = iota // a record is readable on the broker
 	evDone
 	evCommit
-	evFetch // a consumer's fetch returns
-	evCPU   // an attempt's stage work (decode, rank, encode, trace) is done
+	evFetch  // a consumer's fetch returns
+	evCPU    // an attempt's stage work (decode, rank, encode, trace) is done
+	evBroker // the broker's work on a transaction is done
 )
 
 // NewSimulator prepares the simulation of p under w.
@@ -357,6 +407,16 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 			s.hosts = append(s.hosts, host{cores: max(1, int(math.Round(s.w.CoresPerConsumer)))})
 		}
 	}
+	s.broker = -1
+	if s.p.Broker.CPU != nil {
+		switch {
+		case s.w.BrokerCores > 0:
+			s.broker = len(s.hosts)
+			s.hosts = append(s.hosts, host{cores: max(1, int(math.Round(s.w.BrokerCores)))})
+		case s.w.SharedCores > 0:
+			s.broker = 0
+		}
+	}
 	for i := range s.steps {
 		for j := range s.steps[i].models {
 			s.steps[i].models[j].inflight = 0
@@ -366,6 +426,15 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 	owner := func(step int, part int32) int32 {
 		n := base[step+1] - base[step]
 		return int32(base[step] + int(part)%n)
+	}
+	for st := range c.Steps {
+		topics := 2 // input and retry
+		if s.steps[st].fb {
+			topics++
+		}
+		for part := range c.Partitions {
+			s.cons[owner(st, int32(part))].owned += topics
+		}
 	}
 	// The input: every batch on a partition of the first step's topic.
 	s.routes = s.routes[:0]
@@ -429,9 +498,14 @@ func (s *Simulator) Run(c Config) (Prediction, error) {
 			}
 			cn.pending = append(cn.pending[:0], cn.pending[k:]...)
 			cn.fetching = drained
+			if s.broker >= 0 {
+				// A read_committed fetch: each partition it asks for is
+				// read up to its last stable offset.
+				s.run(s.broker, job{cons: ev.cons, item: requestJob, ms: s.p.Broker.CPU.RequestMs + s.p.Broker.CPU.AppendMs*float64(cn.owned)}, now)
+			}
 		case evDone:
 			s.finish(ev.cons, ev.item, now)
-		case evCPU:
+		case evCPU, evBroker:
 			s.cpuDone(ev.cons, ev.item, now)
 		case evCommit:
 			cn.commit += now - cn.commitAt
@@ -610,6 +684,9 @@ func (s *Simulator) advance(ci int32, now float64) {
 				if cn.take == cn.txnFrom {
 					cn.firstTake = now
 				}
+				if s.broker >= 0 && !s.items[cn.fetched[cn.take]].fb {
+					s.produce(ci, cn.fetched[cn.take], now)
+				}
 				cn.take++
 				moved = true
 			}
@@ -622,12 +699,23 @@ func (s *Simulator) advance(ci int32, now float64) {
 					// runs from then, alongside the wait for the rest.
 					d = max(d, b.at(s.rng.Float64())-(now-cn.firstTake))
 				}
-				d += s.p.Broker.CommitPerRecordMs*float64(n-1) + s.p.Broker.CommitPerPartitionMs*float64(s.touched(cn)-1)
+				touched := s.touched(cn)
+				d += s.p.Broker.CommitPerRecordMs*float64(n-1) + s.p.Broker.CommitPerPartitionMs*float64(touched-1)
 				cn.commitAt = now
 				cn.txns++
 				cn.txnItems += n
 				cn.state = committing
-				s.push(now+d, evCommit, ci, -1)
+				if s.broker >= 0 {
+					// The commit ends once the broker has done its work
+					// on the transaction, which waits for a core.
+					c := s.p.Broker.CPU
+					w := c.TxnMs + c.PartitionMs*float64(touched)
+					cn.queued, cn.parts = false, [4]uint64{}
+					cn.commitMs = d
+					s.run(s.broker, job{cons: ci, item: commitJob, ms: w}, now)
+				} else {
+					s.push(now+d, evCommit, ci, -1)
+				}
 				moved = true
 			}
 		}
@@ -649,16 +737,104 @@ func (s *Simulator) begin(ci int32, id int32, now float64) {
 	}
 	s.next(it)
 	if s.p.StageCPUMs > 0 {
-		h := &s.hosts[cn.host]
-		if h.busy >= h.cores {
-			h.queue = append(h.queue, id)
-			return
-		}
-		h.busy++
-		s.push(now+s.p.StageCPUMs, evCPU, ci, id)
+		s.run(cn.host, job{cons: ci, item: id, ms: s.p.StageCPUMs}, now)
 		return
 	}
 	s.invoke(ci, id, now)
+}
+
+// run starts j on a core of host hi, or queues it for one.
+func (s *Simulator) run(hi int, j job, now float64) {
+	h := &s.hosts[hi]
+	if h.busy >= h.cores {
+		if j.item < 0 { // the broker's
+			// The broker is its own process: the machine's scheduler
+			// gives it a core within a time slice, not after the stages'
+			// queue of work.
+			h.queue = slices.Insert(h.queue, h.brokerQueued, j)
+			h.brokerQueued++
+			return
+		}
+		h.queue = append(h.queue, j)
+		return
+	}
+	h.busy++
+	h.used += j.ms
+	switch j.item {
+	case commitJob:
+		h.brokerUsed += j.ms
+		s.push(now+j.ms, evBroker, j.cons, j.item)
+		s.push(now+max(s.cons[j.cons].commitMs, j.ms), evCommit, j.cons, -1)
+	case requestJob, sendJob:
+		h.brokerUsed += j.ms
+		s.push(now+j.ms, evBroker, j.cons, j.item)
+	default:
+		s.push(now+j.ms, evCPU, j.cons, j.item)
+	}
+}
+
+// produce sends what the transaction of cn took at now: the batch's
+// output and its trace, in the request that leaves now if none is out, or
+// in the next one, which leaves when the one out returns.
+func (s *Simulator) produce(ci int32, id int32, now float64) {
+	cn := &s.cons[ci]
+	c := s.p.Broker.CPU
+	rtt := s.p.Broker.ProduceMs.P50
+	for cn.queued && now >= cn.reqBack {
+		// The request waiting left when the last one returned.
+		cn.reqBack += rtt
+		cn.queued = false
+	}
+	it := &s.items[id]
+	dest := 3 // dead-letter
+	switch {
+	case it.pass:
+		dest = 1
+	case s.untried(it):
+		dest = 2
+	}
+	bit := uint64(1) << uint(it.part%64)
+	w := 0.0
+	kind := int32(requestJob)
+	switch {
+	case now >= cn.reqBack:
+		// It returns after the round trip, or once a busy broker has
+		// got to it (cpuDone): records produced meanwhile wait for the
+		// next request, so a loaded broker gets fewer, larger ones.
+		cn.reqBack = now + rtt
+		kind = sendJob
+		w += c.RequestMs + 2*c.AppendMs // the batch's output and its trace
+		cn.added = false
+	case !cn.queued:
+		cn.queued = true
+		w += c.RequestMs
+		cn.added = false
+		cn.reqParts = [4]uint64{}
+		fallthrough
+	default:
+		// The records a partition gets in one request are appended to
+		// its log at once.
+		for _, t := range [2]int{0, dest} {
+			if cn.reqParts[t]&bit == 0 {
+				cn.reqParts[t] |= bit
+				w += c.AppendMs
+			}
+		}
+	}
+	// A partition new to the transaction is added to it before the
+	// request that writes to it goes, once per request.
+	if (cn.parts[0]|cn.parts[dest])&bit != bit || cn.parts[0]&bit == 0 {
+		cn.parts[0] |= bit
+		cn.parts[dest] |= bit
+		if !cn.added {
+			cn.added = true
+			w += c.AddMs
+		}
+	}
+	if w == 0 && kind == requestJob {
+		return // joins the queued request at no further cost
+	}
+	s.run(s.broker, job{cons: ci, item: kind, ms: w}, now)
 }
 
 // invoke calls the attempt's model, or queues it for a call slot.
@@ -678,16 +854,27 @@ func (s *Simulator) invoke(ci int32, id int32, now float64) {
 // cpuDone ends an attempt's stage work on its consumer's host, starts the
 // next one waiting for a core there, and goes on to the model.
 func (s *Simulator) cpuDone(ci int32, id int32, now float64) {
-	h := &s.hosts[s.cons[ci].host]
+	hi := s.cons[ci].host
+	if id < 0 {
+		hi = s.broker
+	}
+	h := &s.hosts[hi]
 	h.busy--
-	h.used += s.p.StageCPUMs
 	if len(h.queue) > 0 {
 		next := h.queue[0]
 		h.queue = h.queue[1:]
-		h.busy++
-		s.push(now+s.p.StageCPUMs, evCPU, s.items[next].cons, next)
+		if next.item < 0 {
+			h.brokerQueued--
+		}
+		s.run(hi, next, now)
 	}
-	s.invoke(ci, id, now)
+	if id >= 0 {
+		s.invoke(ci, id, now)
+	}
+	if id == sendJob {
+		cn := &s.cons[ci]
+		cn.reqBack = max(cn.reqBack, now)
+	}
 }
 
 // call sends item id's attempt to its model's server, or queues it there.
@@ -812,9 +999,18 @@ func (s *Simulator) predict(c Config, base []int, delivered, dead int, firstOut,
 	if worst < 0.5 {
 		p.Bottleneck = "input"
 	}
-	if s.w.SharedCores > 0 && len(s.hosts) == 1 && lastOut > 0 {
+	if s.w.SharedCores > 0 && lastOut > 0 {
 		h := s.hosts[0]
-		p.CPUShare = h.used / (float64(h.cores) * lastOut)
+		p.CPUShare = (h.used - h.brokerUsed) / (float64(h.cores) * lastOut)
+	}
+	if s.broker >= 0 && lastOut > 0 {
+		h := s.hosts[s.broker]
+		p.BrokerCPUShare = h.brokerUsed / (float64(h.cores) * lastOut)
+		if s.w.SharedCores > 0 && h.used/(float64(h.cores)*lastOut) >= 0.9 {
+			p.Bottleneck = "cpu"
+		} else if p.BrokerCPUShare >= 0.9 {
+			p.Bottleneck = "broker"
+		}
 	}
 	return p
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -166,4 +167,53 @@ func TestStageCPU(t *testing.T) {
 	}
 	shared := run(t, p, Workload{Batches: 3000, SharedCores: 1}, Config{Partitions: 2, Steps: []StepConfig{{Consumers: 2, Workers: 32, MaxPoll: 64}}})
 	near(t, "batches/s sharing one core", shared.BatchesPerS, 1000, 0.05)
+}
+
+// TestBrokerCPU: the broker's work on a stage's transactions takes cores
+// too: on the cores it shares with the stages, or on its own. Each
+// transaction of at most 8 batches costs the broker 10 ms of a core, so one
+// core passes on at most 800 batches/s and two cores 1600, however fast
+// the models; a profile without the broker's CPU is not held back.
+func TestBrokerCPU(t *testing.T) {
+	p := oneStep(0.5, sleeper("m", 0.1, 1))
+	cfg := Config{Partitions: 4, Steps: []StepConfig{{Consumers: 4, Workers: 32, MaxPoll: 8}}}
+	free := run(t, p, Workload{Batches: 6000, SharedCores: 1}, cfg)
+	if free.BatchesPerS < 3000 || free.BrokerCPUShare != 0 {
+		t.Fatalf("without the broker's CPU: %.0f batches/s, broker share %.2f; want above 3000 and 0", free.BatchesPerS, free.BrokerCPUShare)
+	}
+	p.Broker.CPU = &BrokerCPU{TxnMs: 10, Cores: 1}
+	shared := run(t, p, Workload{Batches: 6000, SharedCores: 1}, cfg)
+	near(t, "batches/s, the broker on the stages' core", shared.BatchesPerS, 800, 0.05)
+	if shared.Bottleneck != "cpu" || shared.BrokerCPUShare < 0.9 {
+		t.Errorf("bottleneck %s, broker share %.2f; want cpu, above 0.9", shared.Bottleneck, shared.BrokerCPUShare)
+	}
+	if e := Explain(p, cfg, shared, nil, nil); !strings.Contains(e, "share with the broker limit the pipeline") {
+		t.Errorf("the explanation does not name the shared cores:\n%s", e)
+	}
+	own := run(t, p, Workload{Batches: 6000, BrokerCores: 2}, cfg)
+	near(t, "batches/s, the broker on two cores of its own", own.BatchesPerS, 1600, 0.05)
+	if own.Bottleneck != "broker" {
+		t.Errorf("bottleneck %s; want broker", own.Bottleneck)
+	}
+	if e := Explain(p, cfg, own, nil, nil); !strings.Contains(e, "The broker's cores limit the pipeline") {
+		t.Errorf("the explanation does not name the broker:\n%s", e)
+	}
+	// A produce request costs the broker 1 ms, but a loaded broker
+	// returns requests late and the records produced meanwhile share the
+	// next one: far more than 1000 batches/s pass a core.
+	p.Broker.CPU = &BrokerCPU{RequestMs: 1, Cores: 1}
+	big := Config{Partitions: 4, Steps: []StepConfig{{Consumers: 4, Workers: 32, MaxPoll: 64}}}
+	batched := run(t, p, Workload{Batches: 6000, SharedCores: 1}, big)
+	if batched.BatchesPerS < 2000 || batched.BrokerCPUShare < 0.2 {
+		t.Errorf("a request costing 1 ms: %.0f batches/s, broker share %.2f; want above 2000 (requests carry many records), share above 0.2",
+			batched.BatchesPerS, batched.BrokerCPUShare)
+	}
+	p.Broker.CPU = &BrokerCPU{TxnMs: 10, Cores: 1}
+	// A request that writes to partitions new to its transaction costs
+	// their addition as well.
+	p.Broker.CPU.AddMs = 0.5
+	adds := run(t, p, Workload{Batches: 6000, BrokerCores: 2}, cfg)
+	if adds.BatchesPerS >= own.BatchesPerS {
+		t.Errorf("with a cost per partition added, %.0f batches/s; want under %.0f", adds.BatchesPerS, own.BatchesPerS)
+	}
 }
