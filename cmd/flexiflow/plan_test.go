@@ -106,9 +106,13 @@ func TestPlan(t *testing.T) {
 				t.Fatalf("profile: %d steps, %d traces, commit %.2f ms", len(p.Steps), p.Traces, p.Broker.CommitMs.Mean)
 			}
 			// parse-fast waits 10/4 ms (±20%) and passes 80% of batches.
+			// A sleep on a loaded two-core machine that also runs the
+			// broker overshoots by a millisecond or more (4.1 ms was seen
+			// in CI), so the bound above is loose; below, the profile may
+			// never read less than the model's shortest wait.
 			fast := p.Steps[0].Models[0]
-			if fast.Name != "parse-fast" || fast.LatencyMs.Mean < 2 || fast.LatencyMs.Mean > 4 || fast.Pass < 0.65 || fast.Pass > 0.95 {
-				t.Errorf("parse-fast profiled as %+v, want about 2.5 ms and a pass rate of about 0.8", fast)
+			if fast.Name != "parse-fast" || fast.LatencyMs.Mean < 2 || fast.LatencyMs.Mean > 6 || fast.Pass < 0.65 || fast.Pass > 0.95 {
+				t.Errorf("parse-fast profiled as %+v, want 2–6 ms (2.5 ms of sleep) and a pass rate of about 0.8", fast)
 			}
 
 			planPath := filepath.Join(dir, "plan.json")
