@@ -10,6 +10,14 @@ type FlexiFlowConfig struct {
 	// DownstreamDiscount forgets old evidence about what a model's output
 	// does in later steps (0 < d <= 1).
 	DownstreamDiscount float64
+	// DriftRatio detects a change in what later steps make of a model's
+	// output: when the cost to deliver of the model's last reports (a
+	// moving average over about ten) departs from its long-run figure by
+	// more than this share and by more than four standard deviations of
+	// its reports' noise, the evidence about every other model's output is
+	// cut to 30%, so models not tried since the change are tried
+	// again rather than judged by what they did before it. 0 turns it off.
+	DriftRatio float64
 }
 
 // DefaultFlexiFlowConfig is used for parameters a workflow leaves out. The
@@ -17,6 +25,7 @@ type FlexiFlowConfig struct {
 var DefaultFlexiFlowConfig = FlexiFlowConfig{
 	ThompsonConfig:     ThompsonConfig{Discount: 0.99, PriorPass: 1, PriorFail: 1, OverheadMs: 5, PerModelDiscount: true},
 	DownstreamDiscount: 0.995,
+	DriftRatio:         0.5,
 }
 
 // FlexiFlow is cost-aware Thompson sampling that also accounts for the
@@ -38,7 +47,27 @@ type FlexiFlow struct {
 
 type downArm struct {
 	n, cost, delivered float64 // discounted count, downstream cost sum, deliveries
+	// Drift detection. recentCost and recentDelivered are moving averages
+	// of the model's last reports, recentN how many reports they hold (up
+	// to about ten). dev is the moving average of each report's departure
+	// from the long-run cost to deliver, (cost + overhead) − long·delivered,
+	// which is 0 while nothing changes; devSq is a slower moving average of
+	// its square, the scale of that departure's noise.
+	recentCost, recentDelivered, recentN, dev, devSq float64
 }
+
+// Drift detection: the moving averages' weights, the reports it needs, the
+// long-run reports a model needs before its departures count, how many
+// standard deviations of noise a departure must exceed, and what is kept
+// of the other models' evidence when it fires.
+const (
+	driftAlpha   = 0.1
+	driftSlow    = 0.02
+	driftRecent  = 10
+	driftHistory = 50
+	driftZ       = 4
+	driftKeep    = 0.3
+)
 
 // NewFlexiFlow returns the policy for k models.
 func NewFlexiFlow(k int, cfg FlexiFlowConfig, seed uint64) *FlexiFlow {
@@ -80,10 +109,61 @@ func (f *FlexiFlow) ObserveDownstream(i int, cost float64, delivered bool) {
 		d.delivered *= g
 	}
 	d := &f.down[i]
+	if f.dcfg.DriftRatio > 0 {
+		f.drift(i, cost, delivered)
+	}
 	d.n++
 	d.cost += cost
 	if delivered {
 		d.delivered++
+	}
+}
+
+// drift follows model i's recent reports and, when they depart from its
+// long-run figure by more than both the configured share and the noise of
+// its reports, cuts what is known about the other models' output.
+func (f *FlexiFlow) drift(i int, cost float64, delivered bool) {
+	d := &f.down[i]
+	del := 0.0
+	if delivered {
+		del = 1
+	}
+	// The overhead of one attempt keeps a step whose later steps cost
+	// almost nothing from seeing drift in noise.
+	over := f.Thompson.cfg.OverheadMs
+	if d.n > 0 {
+		long := (d.cost/d.n + over) / math.Max(d.delivered/d.n, 0.01)
+		y := cost + over - long*del
+		d.dev += driftAlpha * (y - d.dev)
+		d.devSq += driftSlow * (y*y - d.devSq)
+	}
+	if d.recentN == 0 {
+		d.recentCost, d.recentDelivered = cost, del
+	} else {
+		d.recentCost += driftAlpha * (cost - d.recentCost)
+		d.recentDelivered += driftAlpha * (del - d.recentDelivered)
+	}
+	d.recentN = min(d.recentN+1, 1/driftAlpha)
+	if d.recentN < driftRecent || d.n < driftHistory {
+		return
+	}
+	// The moving average of independent departures has the variance
+	// α/(2−α) of one departure's.
+	noise := math.Sqrt(driftAlpha / (2 - driftAlpha) * d.devSq)
+	if math.Abs(d.dev) <= driftZ*noise || math.Abs(d.dev) <= f.dcfg.DriftRatio*(d.cost/d.n+over) {
+		return
+	}
+	for j := range f.down {
+		o := &f.down[j]
+		if j == i {
+			// Its long-run figure restarts from its recent one.
+			o.n, o.cost, o.delivered = o.recentN, o.recentCost*o.recentN, o.recentDelivered*o.recentN
+			o.dev = 0
+			continue
+		}
+		o.n *= driftKeep
+		o.cost *= driftKeep
+		o.delivered *= driftKeep
 	}
 }
 
@@ -128,12 +208,15 @@ func flexiflowSpec() *Spec {
 		Params: append(thompsonParams(DefaultFlexiFlowConfig.ThompsonConfig),
 			Param{Name: "downstream_discount", Default: DefaultFlexiFlowConfig.DownstreamDiscount, Min: 0, Max: 1, MinOpen: true,
 				Doc: "forgetting factor of the evidence about later steps"},
+			Param{Name: "drift_ratio", Default: DefaultFlexiFlowConfig.DriftRatio, Min: 0, Max: 100,
+				Doc: "relative change in a model's recent cost to deliver that makes the other models be tried again (0: off)"},
 			Param{Name: "per_model_discount", Default: 1, Min: 0, Max: 1, Integer: true,
 				Doc: "1: discount a model's evidence only when it is observed; 0: at every attempt of the step"}),
 		build: func(k int, p Params, seed uint64) Policy {
 			cfg := DefaultFlexiFlowConfig
 			cfg.ThompsonConfig = thompsonFrom(cfg.ThompsonConfig, p)
 			cfg.DownstreamDiscount = p["downstream_discount"]
+			cfg.DriftRatio = p["drift_ratio"]
 			cfg.PerModelDiscount = p["per_model_discount"] != 0
 			return NewFlexiFlow(k, cfg, seed)
 		},

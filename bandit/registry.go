@@ -124,6 +124,13 @@ func Check(name string, params Params) error {
 	return err
 }
 
+// Resolve checks a policy's parameters and returns them with every
+// default filled in: what the policy New builds will run with.
+func Resolve(name string, params Params) (Params, error) {
+	_, full, err := resolve(name, params)
+	return full, err
+}
+
 // resolve checks params against the policy's spec and fills in defaults.
 func resolve(name string, params Params) (*Spec, Params, error) {
 	s, err := lookup(name)

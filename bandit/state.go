@@ -71,6 +71,10 @@ type flexiflowState struct {
 	Version  int             `json:"version"`
 	Thompson json.RawMessage `json:"thompson"`
 	Down     [][3]float64    `json:"downstream"` // per model: n, cost, delivered
+	// Recent is per model the drift detector's recent cost, delivered
+	// share, count, departure and squared departure; absent in states
+	// saved before it.
+	Recent [][5]float64 `json:"recent,omitempty"`
 }
 
 // MarshalState implements Stateful.
@@ -82,6 +86,7 @@ func (f *FlexiFlow) MarshalState() ([]byte, error) {
 	s := flexiflowState{Version: 1, Thompson: t}
 	for _, d := range f.down {
 		s.Down = append(s.Down, [3]float64{d.n, d.cost, d.delivered})
+		s.Recent = append(s.Recent, [5]float64{d.recentCost, d.recentDelivered, d.recentN, d.dev, d.devSq})
 	}
 	return json.Marshal(s)
 }
@@ -99,7 +104,11 @@ func (f *FlexiFlow) RestoreState(b []byte) error {
 		return err
 	}
 	for i, d := range s.Down {
-		f.down[i] = downArm{d[0], d[1], d[2]}
+		f.down[i] = downArm{n: d[0], cost: d[1], delivered: d[2]}
+		if len(s.Recent) == len(s.Down) {
+			r := s.Recent[i]
+			f.down[i].recentCost, f.down[i].recentDelivered, f.down[i].recentN, f.down[i].dev, f.down[i].devSq = r[0], r[1], r[2], r[3], r[4]
+		}
 	}
 	f.dirty = true
 	return nil

@@ -10,12 +10,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flexiflow/flexiflow/bandit"
+	"github.com/flexiflow/flexiflow/bandit/sim"
 	"github.com/flexiflow/flexiflow/examples/demo"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
 	var o demo.Options
-	var brokers, summaryJSON, clickhouseDSN string
+	var brokers, summaryJSON, clickhouseDSN, outcomes string
 	var printWorkflow bool
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -37,7 +38,8 @@ Examples:
   flexiflow demo --batches 3000 --summary-json summary.json
   flexiflow demo --brokers 127.0.0.1:9092      # against your own Kafka
   flexiflow demo --print-workflow > digits.yaml # the workflow file it runs
-  flexiflow demo --clickhouse clickhouse://flexiflow:secret@localhost:9000/flexiflow`,
+  flexiflow demo --clickhouse clickhouse://flexiflow:secret@localhost:9000/flexiflow
+  flexiflow demo --outcomes bench/tables/digits-drift.csv  # the run's regret against the oracle`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printWorkflow {
@@ -50,6 +52,17 @@ Examples:
 			}
 			if o.Batches < 1 {
 				return fmt.Errorf("--batches must be at least 1, got %d", o.Batches)
+			}
+			var table *sim.Table
+			if outcomes != "" {
+				t, err := readOutcomeTable(outcomes)
+				if err != nil {
+					return err
+				}
+				table = t
+				if table.Items < o.Batches {
+					return fmt.Errorf("--outcomes %s: %d items, fewer than the %d batches to price; make it with flexiflow bench outcomes --batches %d", outcomes, table.Items, o.Batches, o.Batches)
+				}
 			}
 			log, err := g.logger("warn")
 			if err != nil {
@@ -70,6 +83,12 @@ Examples:
 				return err
 			}
 			report.WriteTable(cmd.OutOrStdout())
+			if table != nil {
+				if report.Priced, err = priceRun(table, report); err != nil {
+					return err
+				}
+				writePriced(cmd.OutOrStdout(), report.Priced)
+			}
 			if err := sink.finish(cmd.Context(), cmd.OutOrStdout(), time.Minute); err != nil {
 				return err
 			}
@@ -97,6 +116,7 @@ Examples:
 	f.StringVar(&o.Name, "name", "", "rename the workflow (its topics and groups), e.g. to run again on a cluster with an earlier run's topics")
 	f.StringVar(&clickhouseDSN, "clickhouse", "", "also store every trace in ClickHouse (clickhouse://USER:PASSWORD@HOST:9000/DB; the schema is applied)")
 	f.StringVar(&summaryJSON, "summary-json", "", "also write the summary as JSON to this file")
+	f.StringVar(&outcomes, "outcomes", "", "outcome table of the same batches (bench outcomes --out, with --workflow-trap for the trap): price the run's decisions with it and compare them with its oracle and static-best")
 	f.BoolVar(&printWorkflow, "print-workflow", false, "print the demo's workflow file and exit")
 	f.BoolVar(&o.Trap, "workflow-trap", false, "run the trap workflow: denoise checks only the pixel range, so its cheapest model always passes there and hurts classify in the noisy phases")
 	f.StringVar(&o.Policy, "policy", "", "rank every step's models with this policy instead of the workflow's ("+strings.Join(bandit.Names(), ", ")+")")

@@ -2,14 +2,18 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flexiflow/flexiflow/bandit/sim"
+	"github.com/flexiflow/flexiflow/sinks/summary"
 )
 
 // replayJSON is bench replay's --format json.
@@ -57,16 +61,10 @@ Examples:
 			if format != "table" && format != "json" {
 				return fmt.Errorf("--format %q: use table or json", format)
 			}
-			f, err := os.Open(table)
+			t, err := readOutcomeTable(table)
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			t, err := sim.ReadTable(f, table)
-			if err != nil {
-				return err
-			}
-			t.Name = strings.TrimSuffix(filepath.Base(table), filepath.Ext(table))
 			if policies != "" {
 				o.Policies = strings.Split(policies, ",")
 			}
@@ -103,4 +101,126 @@ Examples:
 	atLeast(fl, "seeds", "1")
 	atLeast(fl, "oracle-window", "1")
 	return cmd
+}
+
+// readOutcomeTable reads an outcome table, named after its file.
+func readOutcomeTable(path string) (*sim.Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	t, err := sim.ReadTable(f, path)
+	if err != nil {
+		return nil, err
+	}
+	t.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	return t, nil
+}
+
+// priceRun prices a run's decisions with the table (the run's batch i is
+// the table's item i) and puts them beside the table's oracle, static-best
+// and clairvoyant path over the same items.
+func priceRun(t *sim.Table, r *summary.Report) (*summary.Priced, error) {
+	if len(r.Walks) > t.Items {
+		return nil, fmt.Errorf("pricing with table %s: the run produced %d batches, the table has %d items", t.Name, len(r.Walks), t.Items)
+	}
+	index := make([]map[string]int, len(t.Steps))
+	for s, st := range t.Steps {
+		index[s] = map[string]int{}
+		for m, name := range st.Models {
+			index[s][name] = m
+		}
+	}
+	if len(r.Steps) != len(t.Steps) {
+		return nil, fmt.Errorf("pricing with table %s: the run has %d steps, the table %d", t.Name, len(r.Steps), len(t.Steps))
+	}
+	for s, st := range r.Steps {
+		if st.Name != t.Steps[s].Name {
+			return nil, fmt.Errorf("pricing with table %s: step %d is %s in the run, %s in the table", t.Name, s+1, st.Name, t.Steps[s].Name)
+		}
+	}
+	walks := make([]sim.Walk, len(r.Walks))
+	seen := make([][][]bool, len(r.Walks))
+	for i, w := range r.Walks {
+		if w == nil {
+			continue
+		}
+		walks[i] = make(sim.Walk, len(w))
+		seen[i] = make([][]bool, len(w))
+		for s, atts := range w {
+			for _, a := range atts {
+				m, ok := index[s][a.Model]
+				if !ok {
+					return nil, fmt.Errorf("pricing with table %s: step %s tried model %s, which the table does not have", t.Name, t.Steps[s].Name, a.Model)
+				}
+				walks[i][s] = append(walks[i][s], m)
+				seen[i][s] = append(seen[i][s], a.Passed)
+			}
+		}
+		// A step after the last one reached stays empty.
+		for len(walks[i]) > 0 && len(walks[i][len(walks[i])-1]) == 0 {
+			walks[i], seen[i] = walks[i][:len(walks[i])-1], seen[i][:len(seen[i])-1]
+		}
+	}
+	p, err := priceWalks(t.Head(len(r.Walks)), walks, seen)
+	if err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(r.OverheadMs, func(ms float64) bool { return ms > 0 }) {
+		if p.WithOverhead, err = priceWalks(t.Head(len(r.Walks)).WithOverhead(r.OverheadMs), walks, seen); err != nil {
+			return nil, err
+		}
+		p.OverheadMs = r.OverheadMs
+	}
+	return p, nil
+}
+
+// priceWalks prices walks with the table and runs its references over
+// the same items.
+func priceWalks(t *sim.Table, walks []sim.Walk, seen [][][]bool) (*summary.Priced, error) {
+	res, dis, err := sim.Price(t, walks, seen)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := sim.ReplayBench(t, sim.ReplayOptions{Policies: []string{"static-best"}})
+	if err != nil {
+		return nil, err
+	}
+	p := &summary.Priced{Table: t.Name, CostMsPerDelivered: res.CostPerDelivered(), Delivered: res.Delivered, Disagreements: dis}
+	for _, rp := range ref.Policies {
+		p.References = append(p.References, summary.PricedReference{Name: rp.Name, CostMsPerDelivered: rp.CostPerDelivered})
+		if rp.Name == sim.Oracle {
+			p.Regret = p.CostMsPerDelivered/rp.CostPerDelivered - 1
+		}
+	}
+	return p, nil
+}
+
+// writePriced prints a priced run.
+func writePriced(w io.Writer, p *summary.Priced) {
+	fmt.Fprintf(w, "\nthe run's decisions priced with table %s: %.3f ms per delivered batch (%d delivered), regret %+.3f against the oracle", p.Table, p.CostMsPerDelivered, p.Delivered, p.Regret)
+	for _, r := range p.References {
+		fmt.Fprintf(w, "; %s %.3f", r.Name, r.CostMsPerDelivered)
+	}
+	fmt.Fprintln(w)
+	if o := p.WithOverhead; o != nil {
+		fmt.Fprintf(w, "with each step's overhead_ms per attempt (%s ms, what the policies minimise): %.3f ms per delivered batch, regret %+.3f", joinFloats(p.OverheadMs), o.CostMsPerDelivered, o.Regret)
+		for _, r := range o.References {
+			fmt.Fprintf(w, "; %s %.3f", r.Name, r.CostMsPerDelivered)
+		}
+		fmt.Fprintln(w)
+	}
+	if p.Disagreements > 0 {
+		fmt.Fprintf(w, "warning: %d attempts passed or failed otherwise in the table than in the run: the table was made from other batches or models (same --seed, --batch-size and workflow?)\n", p.Disagreements)
+	}
+}
+
+// joinFloats writes 5, 0.5 as "5/0.5".
+func joinFloats(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return strings.Join(parts, "/")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +83,57 @@ func TestOutcomesAndReplay(t *testing.T) {
 		if !names[want] {
 			t.Errorf("no %s among %v", want, names)
 		}
+	}
+
+	// The live demo on the same 30 batches, priced with the table: the
+	// models are deterministic, so the table agrees with every attempt.
+	sj := filepath.Join(t.TempDir(), "summary.json")
+	out, stderr, err = run(t, 2*time.Minute, "demo", "--workflow-trap", "--batches", "30", "--outcomes", table, "--summary-json", sj)
+	if err != nil {
+		t.Fatalf("demo --outcomes: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "the run's decisions priced with table trap") || !strings.Contains(out, "with each step's overhead_ms per attempt (5/5 ms") {
+		t.Errorf("demo --outcomes does not print the priced run:\n%s", out)
+	}
+	b, err := os.ReadFile(sj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Priced *struct {
+			CostMsPerDelivered float64 `json:"cost_ms_per_delivered"`
+			Delivered          int
+			Disagreements      int
+			Regret             float64
+			References         []struct {
+				Name               string
+				CostMsPerDelivered float64 `json:"cost_ms_per_delivered"`
+			}
+			WithOverhead *struct {
+				CostMsPerDelivered float64 `json:"cost_ms_per_delivered"`
+			} `json:"with_overhead"`
+			OverheadMs []float64 `json:"overhead_ms"`
+		}
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	p := sum.Priced
+	if p == nil || p.Delivered < 1 || p.Disagreements != 0 || len(p.References) != 3 || p.WithOverhead == nil || len(p.OverheadMs) != 2 {
+		t.Fatalf("priced: %+v", p)
+	}
+	// Each step's every attempt costs 5 ms more, and a delivered batch
+	// made at least one attempt at each of the two steps.
+	if p.WithOverhead.CostMsPerDelivered < p.CostMsPerDelivered+10 {
+		t.Errorf("with overheads %.3f ms per delivered batch, without %.3f: want at least 10 ms more", p.WithOverhead.CostMsPerDelivered, p.CostMsPerDelivered)
+	}
+	for _, r := range p.References {
+		if r.Name == "oracle" && math.Abs(p.Regret-(p.CostMsPerDelivered/r.CostMsPerDelivered-1)) > 1e-9 {
+			t.Errorf("regret %.4f, but %.3f against the oracle's %.3f", p.Regret, p.CostMsPerDelivered, r.CostMsPerDelivered)
+		}
+	}
+	if _, stderr, err := run(t, time.Minute, "demo", "--batches", "31", "--outcomes", table); err == nil || !strings.Contains(stderr, "30 items, fewer than the 31 batches") {
+		t.Errorf("a table shorter than the run: %v, %s", err, stderr)
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.csv")

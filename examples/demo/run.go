@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"github.com/flexiflow/flexiflow/bandit"
 	"io"
 	"math"
 	"regexp"
@@ -207,6 +208,13 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 						if f.Reports > 0 {
 							r.Feedback = append(r.Feedback, f.FeedbackReport)
 						}
+					}
+					for _, st := range wf.Steps {
+						params, err := bandit.Resolve(st.Policy.Name, st.Policy.Params)
+						if err != nil {
+							return nil, err
+						}
+						r.OverheadMs = append(r.OverheadMs, params["overhead_ms"])
 					}
 					return &r, nil
 				}

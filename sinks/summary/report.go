@@ -31,6 +31,52 @@ type Report struct {
 	// policy learned from and how late they came (filled by the runner,
 	// which has the stages' counters).
 	Feedback []FeedbackReport `json:"feedback,omitempty"`
+	// Walks is, per produced batch in order, what each step (in the
+	// workflow's order) tried on it: to price the run's decisions with
+	// an outcome table (flexiflow demo --outcomes).
+	Walks [][][]Attempt `json:"-"`
+	// OverheadMs is, per step, what its policy adds to every attempt's
+	// cost (overhead_ms; 0 for a policy without one): what the policy
+	// minimises is model time plus that.
+	OverheadMs []float64 `json:"-"`
+	// Priced is the run's decisions priced with an outcome table, when
+	// the runner was given one.
+	Priced *Priced `json:"priced,omitempty"`
+}
+
+// Attempt is one model's attempt on a batch at a step.
+type Attempt struct {
+	Model  string
+	Passed bool
+}
+
+// Priced compares a run's decisions with an outcome table's references on
+// the table's costs (see bench replay).
+type Priced struct {
+	Table string `json:"table"`
+	// CostMsPerDelivered is the run's attempts, each costing its row's
+	// cost_ms, over the batches the table says they deliver.
+	CostMsPerDelivered float64 `json:"cost_ms_per_delivered"`
+	Delivered          int     `json:"delivered"`
+	// Disagreements counts attempts whose pass in the table differs from
+	// the run's (0 with deterministic models on the table's batches).
+	Disagreements int `json:"disagreements"`
+	// References: oracle, static-best and clairvoyant on the same table.
+	References []PricedReference `json:"references"`
+	// Regret is CostMsPerDelivered over the oracle's, less 1.
+	Regret float64 `json:"regret"`
+	// WithOverhead prices the same decisions, and the references, with
+	// each step's OverheadMs added to every attempt: the objective the
+	// run's policies were given (absent when every overhead is 0).
+	WithOverhead *Priced `json:"with_overhead,omitempty"`
+	// OverheadMs is, per step, what WithOverhead adds to an attempt.
+	OverheadMs []float64 `json:"overhead_ms,omitempty"`
+}
+
+// PricedReference is one reference policy's cost on the table.
+type PricedReference struct {
+	Name               string  `json:"name"`
+	CostMsPerDelivered float64 `json:"cost_ms_per_delivered"`
 }
 
 // FeedbackReport is what one step heard back about the batches it passed on.
@@ -159,7 +205,35 @@ func (c *Collector) Report(produced []string, phases []string, wall time.Duratio
 	for _, s := range c.wf.Steps {
 		r.Steps = append(r.Steps, c.stepReport(s.Name, phases))
 	}
+	r.Walks = c.walks(produced)
 	return r
+}
+
+// walks gathers each produced batch's attempts per step, in attempt order.
+func (c *Collector) walks(produced []string) [][][]Attempt {
+	index := make(map[string]int, len(produced))
+	for i, id := range produced {
+		index[id] = i
+	}
+	out := make([][][]Attempt, len(produced))
+	for s, st := range c.wf.Steps {
+		ts := c.Traces(st.Name)
+		sort.SliceStable(ts, func(i, j int) bool { return ts[i].Attempt < ts[j].Attempt })
+		for _, t := range ts {
+			i, ok := index[t.BatchID]
+			if !ok {
+				continue
+			}
+			if out[i] == nil {
+				out[i] = make([][]Attempt, len(c.wf.Steps))
+			}
+			if len(out[i][s]) >= t.Attempt && t.Attempt > 0 {
+				continue // a replayed attempt, traced twice
+			}
+			out[i][s] = append(out[i][s], Attempt{Model: t.Model, Passed: t.Verdict == schemas.VerdictPass})
+		}
+	}
+	return out
 }
 
 func (c *Collector) stepReport(step string, phases []string) StepReport {
