@@ -217,7 +217,7 @@ func traceNative(t *Trace) map[string]any {
 		"tried": tried, "ts_us": t.TsUs, "latency_us": t.LatencyUs,
 		"records": int32(t.Records), "records_passed": int32(t.RecordsPassed),
 		"verdict": t.Verdict, "error": t.Error, "assertions": asserts, "outcome": t.Outcome,
-		"leader": t.Leader, "estimates": ests, "features": feats,
+		"leader": t.Leader, "estimates": ests, "features": feats, "context": t.Context,
 	}
 }
 
@@ -230,7 +230,7 @@ func TestTraceEncodeMatchesGoavro(t *testing.T) {
 		{},
 		{AttemptID: "b/s/2", BatchID: "b", Workflow: "w", Step: "s", Model: "m", RankPosition: 1, Attempt: 2,
 			Tried: []string{"a", "ü"}, TsUs: -5, LatencyUs: 1 << 40, Records: 100, RecordsPassed: 99,
-			Verdict: VerdictFail, Error: "x failed", Outcome: OutcomeRetry, Leader: "a",
+			Verdict: VerdictFail, Error: "x failed", Outcome: OutcomeRetry, Leader: "a", Context: "median",
 			Assertions: []AssertionCount{{Name: "x", Failed: 1}, {Name: "y"}},
 			Estimates:  []Estimate{{Model: "a", PassProb: 0.5, CostMs: 3, Score: 6, Pulls: 12.5}},
 			Features: []FeatureSummary{{Name: "f", Count: 3, Mean: 1, Variance: 2, Min: -1, Max: 4, Quantiles: []float64{1, 2, 3, 4, 5}},
@@ -248,9 +248,40 @@ func TestTraceEncodeMatchesGoavro(t *testing.T) {
 			t.Fatalf("trace %+v:\nencoder wrote %x\ngoavro wrote  %x", tr, got, want)
 		}
 		back, err := c.Decode(got[1:])
-		if err != nil || back.AttemptID != tr.AttemptID || len(back.Features) != len(tr.Features) {
+		if err != nil || back.AttemptID != tr.AttemptID || len(back.Features) != len(tr.Features) || back.Context != tr.Context {
 			t.Fatalf("decode: %+v, %v", back, err)
 		}
+	}
+}
+
+// A trace written before trace.avsc gained its context field (the schema
+// kept in testdata/trace-v1.avsc) still decodes, with an empty context.
+func TestTraceDecodesTheSchemaBeforeContext(t *testing.T) {
+	c, err := NewTraceCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile("testdata/trace-v1.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := newCodec(string(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.fingerprint == c.fingerprint || v1.fingerprint != c.v1.fingerprint {
+		t.Fatalf("fingerprints: old schema %#x, current %#x, the codec's old %#x", v1.fingerprint, c.fingerprint, c.v1.fingerprint)
+	}
+	tr := &Trace{AttemptID: "b/s/1", BatchID: "b", Step: "s", Model: "m", Attempt: 1, Verdict: VerdictPass, Outcome: OutcomeNext, Leader: "m"}
+	native := traceNative(tr)
+	delete(native, "context")
+	msg, err := v1.avro.SingleFromNative(nil, native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := c.Decode(msg)
+	if err != nil || back.AttemptID != "b/s/1" || back.Leader != "m" || back.Context != "" {
+		t.Fatalf("old trace decoded as %+v, %v", back, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/flexiflow/flexiflow/schemas/avrobin"
@@ -24,9 +25,12 @@ type Trace struct {
 	Error         string
 	Assertions    []AssertionCount
 	Outcome       string // next, retry, dlq
-	Leader        string
+	Leader        string // Context's top-ranked model
 	Estimates     []Estimate
 	Features      []FeatureSummary
+	// Context is what the step ranked under: the previous step's serving
+	// model for a step with `context: upstream`, empty otherwise.
+	Context string
 }
 
 // Verdicts and outcomes written in traces.
@@ -72,7 +76,12 @@ type FeatureSummary struct {
 var FeatureQuantiles = []float64{0.05, 0.25, 0.5, 0.75, 0.95}
 
 // TraceCodec encodes and decodes traces.
-type TraceCodec struct{ *Codec }
+type TraceCodec struct {
+	*Codec
+	// v1 decodes traces written before trace.avsc gained its last field,
+	// context: a traces topic keeps them until retention drops them.
+	v1 *Codec
+}
 
 // NewTraceCodec builds the codec for the embedded trace schema.
 func NewTraceCodec() (*TraceCodec, error) {
@@ -84,7 +93,34 @@ func NewTraceCodec() (*TraceCodec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &TraceCodec{c}, nil
+	v1, err := traceV1(b)
+	if err != nil {
+		return nil, fmt.Errorf("trace.avsc without its context field: %w", err)
+	}
+	return &TraceCodec{Codec: c, v1: v1}, nil
+}
+
+// traceV1 is the codec of the trace schema before the context field: the
+// embedded schema with that field taken out (its canonical form, and so its
+// fingerprint, is the old schema's).
+func traceV1(schema []byte) (*Codec, error) {
+	var m map[string]any
+	if err := json.Unmarshal(schema, &m); err != nil {
+		return nil, err
+	}
+	fields, _ := m["fields"].([]any)
+	kept := fields[:0:0]
+	for _, f := range fields {
+		if fm, _ := f.(map[string]any); fm["name"] != "context" {
+			kept = append(kept, f)
+		}
+	}
+	m["fields"] = kept
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return newCodec(string(b))
 }
 
 // Encode appends the single-object encoding of t to buf. It writes the
@@ -139,7 +175,8 @@ func (c *TraceCodec) Encode(buf []byte, t *Trace) ([]byte, error) {
 			b = append(b, 0)
 		}
 	}
-	return append(b, 0), nil
+	b = append(b, 0)
+	return avrobin.AppendString(b, t.Context), nil
 }
 
 // appendStrings appends an Avro array of strings.
@@ -159,10 +196,13 @@ func (c *TraceCodec) Decode(msg []byte) (*Trace, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fp != c.fingerprint {
+	codec := c.Codec
+	if fp == c.v1.fingerprint {
+		codec = c.v1
+	} else if fp != c.fingerprint {
 		return nil, fmt.Errorf("%w %#016x: not a trace (trace fingerprint %#016x)", ErrUnknownSchema, fp, c.fingerprint)
 	}
-	v, err := c.decodeBody(msg[10:])
+	v, err := codec.decodeBody(msg[10:])
 	if err != nil {
 		return nil, fmt.Errorf("malformed trace: %w", err)
 	}
@@ -175,6 +215,9 @@ func (c *TraceCodec) Decode(msg []byte) (*Trace, error) {
 		Records: int(m["records"].(int32)), RecordsPassed: int(m["records_passed"].(int32)),
 		Verdict: m["verdict"].(string), Error: m["error"].(string), Outcome: m["outcome"].(string),
 		Leader: m["leader"].(string),
+	}
+	if ctx, ok := m["context"].(string); ok {
+		t.Context = ctx
 	}
 	for _, s := range m["tried"].([]any) {
 		t.Tried = append(t.Tried, s.(string))

@@ -615,6 +615,7 @@ func (s *Stage) walk(ctx context.Context, r *kgo.Record, start time.Time) ([]*kg
 		BatchID: batch.ID, Workflow: s.step.Workflow.Name, Step: spec.Name,
 		Attempt: batch.Attempt + 1, Tried: batch.Tried, TsUs: decided.UnixMicro(),
 		Records: len(batch.Records), Leader: leader, Estimates: ests, Features: summarize(batch.Records, s.step.In.Numeric),
+		Context: ctxKey,
 	}
 	trace.AttemptID = fmt.Sprintf("%s/%s/%d", batch.ID, spec.Name, trace.Attempt)
 	if pick < 0 {

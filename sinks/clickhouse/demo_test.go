@@ -138,6 +138,35 @@ func TestShippedSQLOnDemoTraces(t *testing.T) {
 			t.Errorf("shipped query %s was not executed by this test", q)
 		}
 	}
+	// A step with `context: upstream` has a leader per upstream model: the
+	// switches query keeps those timelines apart, as the summary does.
+	t.Run("trap-contexts", func(t *testing.T) {
+		cfg := streamtest.Backends(t)[0].Start(t)
+		name := streamtest.Unique("trap")
+		report, err := demo.Run(ctx, demo.Options{Batches: 400, Name: name, Brokers: cfg.Brokers, Trap: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		topic := name + ".traces"
+		traces := readTraces(t, cfg, topic)
+		runSink(t, cfg, ch, SinkOptions{Topic: topic, Group: name + ".sink", BatchRows: 2000, FlushInterval: 200 * time.Millisecond}, len(traces))
+		checkSwitches(t, ch, name, traces, report.Steps)
+		res, err := ch.Query(ctx, "SELECT uniqExact(context) AS n FROM traces FINAL WHERE workflow = {w:String} AND step = 'classify'", map[string]string{"w": name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := res.Float(0, "n"); n < 2 {
+			t.Errorf("classify ranked under %v contexts in ClickHouse; the trap's denoise serves several models", n)
+		}
+		for _, s := range report.Steps {
+			if s.Name == "classify" && len(s.Contexts) < 2 {
+				t.Errorf("the summary lists %d contexts for classify, want one per upstream model that served it", len(s.Contexts))
+			}
+			if s.Name == "denoise" && len(s.Contexts) != 0 {
+				t.Errorf("denoise has no context but the summary lists %+v", s.Contexts)
+			}
+		}
+	})
 }
 
 // demoRoundTrip runs a demo on cfg, sinks its traces into ins, and checks
@@ -310,24 +339,30 @@ func checkDrift(t *testing.T, e Engine, wf string, traces []*schemas.Trace, batc
 	}
 }
 
-// period is one stretch of a step's history with one leader.
+// period is one stretch of a step's history with one leader (of one
+// context, for a contextual step).
 type period struct {
-	step, leader, batch                           string
+	step, context, leader, batch                  string
 	start                                         int64
 	attempts, first, firstPass, passes, latencyUs int64
 	batches                                       map[string]bool
 }
 
-// goPeriods computes the switches query's periods from raw traces.
-func goPeriods(traces []*schemas.Trace) map[string][]*period {
-	by := map[string][]*schemas.Trace{}
+// timeline is a (step, context) pair: what the switches query partitions by.
+type timeline struct{ step, context string }
+
+// goPeriods computes the switches query's periods from raw traces, per
+// timeline.
+func goPeriods(traces []*schemas.Trace) map[timeline][]*period {
+	by := map[timeline][]*schemas.Trace{}
 	for _, tr := range traces {
 		if tr.Leader != "" {
-			by[tr.Step] = append(by[tr.Step], tr)
+			k := timeline{tr.Step, tr.Context}
+			by[k] = append(by[k], tr)
 		}
 	}
-	out := map[string][]*period{}
-	for step, ts := range by {
+	out := map[timeline][]*period{}
+	for key, ts := range by {
 		sort.Slice(ts, func(i, j int) bool {
 			if ts[i].TsUs != ts[j].TsUs {
 				return ts[i].TsUs < ts[j].TsUs
@@ -337,8 +372,8 @@ func goPeriods(traces []*schemas.Trace) map[string][]*period {
 		var cur *period
 		for _, tr := range ts {
 			if cur == nil || tr.Leader != cur.leader {
-				cur = &period{step: step, leader: tr.Leader, batch: tr.BatchID, start: tr.TsUs, batches: map[string]bool{}}
-				out[step] = append(out[step], cur)
+				cur = &period{step: key.step, context: key.context, leader: tr.Leader, batch: tr.BatchID, start: tr.TsUs, batches: map[string]bool{}}
+				out[key] = append(out[key], cur)
 			}
 			if tr.Model == "" {
 				continue
@@ -370,16 +405,28 @@ func checkSwitches(t *testing.T, e Engine, wf string, traces []*schemas.Trace, r
 	_ = res.Write(&table, FormatTable)
 	t.Logf("flexiflow switches --workflow %s\n%s", wf, table.String())
 	periods := goPeriods(traces)
+	keys := make([]timeline, 0, len(periods))
+	for k := range periods {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].step != keys[j].step {
+			return keys[i].step < keys[j].step
+		}
+		return keys[i].context < keys[j].context
+	})
 	i := 0
-	for _, step := range []string{"classify", "denoise"} {
-		ps := periods[step]
+	for _, key := range keys {
+		ps, step := periods[key], key.step
 		for k, p := range ps {
 			if i >= len(res.Rows) {
 				t.Fatalf("switches: %d rows, Go has more periods", len(res.Rows))
 			}
-			if res.String(i, "step") != step || res.String(i, "to_model") != p.leader || res.Time(i, "at").UnixMicro() != p.start || res.String(i, "batch_id") != p.batch {
-				t.Errorf("switches row %d: %s %s → %s at %s (batch %s); Go: %s → %s at %s (batch %s)", i, res.String(i, "step"), res.String(i, "from_model"),
-					res.String(i, "to_model"), res.Time(i, "at").Format(TimeLayout), res.String(i, "batch_id"), step, p.leader, time.UnixMicro(p.start).UTC().Format(TimeLayout), p.batch)
+			if res.String(i, "step") != step || res.String(i, "context") != key.context || res.String(i, "to_model") != p.leader ||
+				res.Time(i, "at").UnixMicro() != p.start || res.String(i, "batch_id") != p.batch {
+				t.Errorf("switches row %d: %s (context %q) %s → %s at %s (batch %s); Go: %s (context %q) → %s at %s (batch %s)", i, res.String(i, "step"),
+					res.String(i, "context"), res.String(i, "from_model"), res.String(i, "to_model"), res.Time(i, "at").Format(TimeLayout),
+					res.String(i, "batch_id"), step, key.context, p.leader, time.UnixMicro(p.start).UTC().Format(TimeLayout), p.batch)
 			}
 			check := func(col string, got, want float64, tol float64) {
 				if math.Abs(got-want) > tol && !(math.IsNaN(want) && math.IsNaN(got)) {
@@ -410,16 +457,28 @@ func checkSwitches(t *testing.T, e Engine, wf string, traces []*schemas.Trace, r
 	if i != len(res.Rows) {
 		t.Errorf("switches: %d rows, Go %d periods", len(res.Rows), i)
 	}
-	// The demo's own report (summary package) saw the same leaders in turn.
+	// The demo's own report (summary package) saw the same leaders in turn,
+	// per context.
 	for _, s := range report {
-		ps := periods[s.Name]
-		if len(ps) != len(s.Switches)+1 {
-			t.Errorf("step %s: %d periods in ClickHouse, the demo report has %d switches", s.Name, len(ps), len(s.Switches))
-			continue
-		}
-		for k, sw := range s.Switches {
-			if ps[k].leader != sw.From || ps[k+1].leader != sw.To {
-				t.Errorf("step %s switch %d: report %s → %s, ClickHouse %s → %s", s.Name, k, sw.From, sw.To, ps[k].leader, ps[k+1].leader)
+		for _, key := range keys {
+			if key.step != s.Name {
+				continue
+			}
+			ps := periods[key]
+			var sws []summary.Switch
+			for _, sw := range s.Switches {
+				if sw.Context == key.context {
+					sws = append(sws, sw)
+				}
+			}
+			if len(ps) != len(sws)+1 {
+				t.Errorf("step %s context %q: %d periods in ClickHouse, the demo report has %d switches", s.Name, key.context, len(ps), len(sws))
+				continue
+			}
+			for k, sw := range sws {
+				if ps[k].leader != sw.From || ps[k+1].leader != sw.To {
+					t.Errorf("step %s context %q switch %d: report %s → %s, ClickHouse %s → %s", s.Name, key.context, k, sw.From, sw.To, ps[k].leader, ps[k+1].leader)
+				}
 			}
 		}
 	}

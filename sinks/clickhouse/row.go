@@ -41,6 +41,7 @@ type Row struct {
 	FeatureMin       []float64   `ch:"feature_min" json:"feature_min"`
 	FeatureMax       []float64   `ch:"feature_max" json:"feature_max"`
 	FeatureQuantiles [][]float64 `ch:"feature_quantiles" json:"feature_quantiles"`
+	Context          string      `ch:"context" json:"context"`
 }
 
 // Columns are the traces columns a Row fills, in insert order: its fields'
@@ -63,7 +64,7 @@ func FromTrace(t *schemas.Trace) Row {
 		RankPosition: uint8(clamp(int64(t.RankPosition), 255)), Attempt: uint16(clamp(int64(t.Attempt), 65535)),
 		Tried: nonNil(t.Tried), Ts: time.UnixMicro(t.TsUs).UTC(), LatencyUs: uint64(clamp(t.LatencyUs, 1<<62)),
 		Records: uint32(clamp(int64(t.Records), 1<<31)), RecordsPassed: uint32(clamp(int64(t.RecordsPassed), 1<<31)),
-		Verdict: t.Verdict, Error: t.Error, Outcome: t.Outcome, Leader: t.Leader,
+		Verdict: t.Verdict, Error: t.Error, Outcome: t.Outcome, Leader: t.Leader, Context: t.Context,
 		AssertionNames: make([]string, len(as)), AssertionFailed: make([]uint32, len(as)),
 		EstimateModels: make([]string, len(es)), EstimatePass: make([]float64, len(es)), EstimateCostMs: make([]float64, len(es)),
 		EstimateScore: make([]float64, len(es)), EstimatePulls: make([]float64, len(es)),

@@ -155,7 +155,7 @@ func TestRowsFromTraces(t *testing.T) {
 	if !strings.Contains(string(b), want) {
 		t.Errorf("JSONEachRow %s lacks %s", b, want)
 	}
-	if got := len(Columns); got != 30 {
+	if got := len(Columns); got != 31 {
 		t.Errorf("%d columns", got)
 	}
 }

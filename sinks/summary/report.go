@@ -3,6 +3,7 @@ package summary
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -110,10 +111,27 @@ type StepReport struct {
 	Attempts         int               `json:"attempts"`
 	AttemptsPerBatch float64           `json:"attempts_per_batch"`
 	FirstTryPassRate float64           `json:"first_try_pass_rate"`
-	InitialLeader    string            `json:"initial_leader"`
-	FinalLeader      string            `json:"final_leader"`
-	Phases           []StepPhaseReport `json:"phases"`
-	Switches         []Switch          `json:"switches"`
+	// InitialLeader and FinalLeader are the step's top-ranked model at its
+	// first and last decision. A step with `context: upstream` ranks per
+	// upstream model: these are then the leaders of the contexts of its
+	// first and last batch, and Contexts holds every context's.
+	InitialLeader string            `json:"initial_leader"`
+	FinalLeader   string            `json:"final_leader"`
+	Contexts      []ContextLeaders  `json:"contexts,omitempty"`
+	Phases        []StepPhaseReport `json:"phases"`
+	// Switches are changes of the leader within a context: a batch ranked
+	// under another context than the one before is no switch.
+	Switches []Switch `json:"switches"`
+}
+
+// ContextLeaders is one context of a contextual step: the model that
+// served the previous step, and the step's leaders for its batches.
+type ContextLeaders struct {
+	Context       string `json:"context"`
+	Decisions     int    `json:"decisions"`
+	InitialLeader string `json:"initial_leader"`
+	FinalLeader   string `json:"final_leader"`
+	Switches      int    `json:"switches"`
 }
 
 // StepPhaseReport is one step over one phase of the input.
@@ -124,7 +142,9 @@ type StepPhaseReport struct {
 	FirstTryEarly    float64            `json:"first_try_pass_rate_early"` // first half of the phase
 	FirstTryLate     float64            `json:"first_try_pass_rate_late"`  // second half
 	Share            map[string]float64 `json:"model_share"`               // of the batches the step passed, who served them
-	Leader           string             `json:"leader_at_end"`
+	// Leader is the leader at the phase's last decision; for a contextual
+	// step, each context's at the phase's end ("median: mlp, pca: knn").
+	Leader string `json:"leader_at_end"`
 }
 
 // Switch is a change of a step's top-ranked model.
@@ -133,6 +153,7 @@ type Switch struct {
 	BatchID   string             `json:"batch_id"`
 	Phase     string             `json:"phase"`
 	At        time.Time          `json:"at"`
+	Context   string             `json:"context,omitempty"` // a contextual step's context it happened in
 	From      string             `json:"from"`
 	To        string             `json:"to"`
 	Estimates []schemas.Estimate `json:"estimates"`
@@ -253,7 +274,8 @@ func (c *Collector) stepReport(step string, phases []string) StepReport {
 		acc[name] = &phaseAcc{batches: map[string]bool{}, served: map[string]int{}}
 	}
 	firstPass, firstN := 0, 0
-	leader := ""
+	leaders := map[string]*ContextLeaders{} // by context; one, "", for a step without contexts
+	var order []string
 	for i, t := range traces {
 		phase := c.opts.PhaseOf(t.BatchID)
 		a := acc[phase]
@@ -282,18 +304,33 @@ func (c *Collector) stepReport(step string, phases []string) StepReport {
 		case schemas.OutcomeDLQ:
 			dead[t.BatchID] = true
 		}
-		if t.Leader != "" && t.Leader != leader {
-			if leader == "" {
-				sr.InitialLeader = t.Leader
-			} else {
-				sr.Switches = append(sr.Switches, Switch{Decision: i, BatchID: t.BatchID, Phase: phase,
-					At: time.UnixMicro(t.TsUs).UTC(), From: leader, To: t.Leader, Estimates: t.Estimates})
+		if t.Leader != "" {
+			cl := leaders[t.Context]
+			if cl == nil {
+				cl = &ContextLeaders{Context: t.Context, InitialLeader: t.Leader, FinalLeader: t.Leader}
+				leaders[t.Context] = cl
+				order = append(order, t.Context)
 			}
-			leader = t.Leader
+			cl.Decisions++
+			if t.Leader != cl.FinalLeader {
+				cl.Switches++
+				sr.Switches = append(sr.Switches, Switch{Decision: i, BatchID: t.BatchID, Phase: phase, Context: t.Context,
+					At: time.UnixMicro(t.TsUs).UTC(), From: cl.FinalLeader, To: t.Leader, Estimates: t.Estimates})
+				cl.FinalLeader = t.Leader
+			}
+			if sr.InitialLeader == "" {
+				sr.InitialLeader = t.Leader
+			}
+			sr.FinalLeader = t.Leader
+			a.leader = leadersAt(leaders, order)
 		}
-		a.leader = leader
 	}
-	sr.FinalLeader = leader
+	if len(order) > 1 || (len(order) == 1 && order[0] != "") {
+		slices.Sort(order)
+		for _, k := range order {
+			sr.Contexts = append(sr.Contexts, *leaders[k])
+		}
+	}
 	sr.BatchesIn, sr.Delivered, sr.DeadLettered = len(seen), len(next), len(dead)
 	if sr.BatchesIn > 0 {
 		sr.AttemptsPerBatch = float64(sr.Attempts) / float64(sr.BatchesIn)
@@ -315,6 +352,19 @@ func (c *Collector) stepReport(step string, phases []string) StepReport {
 		sr.Phases = append(sr.Phases, p)
 	}
 	return sr
+}
+
+// leadersAt is the leader now: the one model of a step without contexts,
+// or "context: leader" per context, in the order they appeared.
+func leadersAt(leaders map[string]*ContextLeaders, order []string) string {
+	if len(order) == 1 && order[0] == "" {
+		return leaders[""].FinalLeader
+	}
+	parts := make([]string, 0, len(order))
+	for _, k := range order {
+		parts = append(parts, orDash(k)+": "+leaders[k].FinalLeader)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func rate(vs []bool) float64 {
@@ -355,14 +405,26 @@ func (r Report) WriteTable(w io.Writer) {
 				100*p.FirstTryEarly, 100*p.FirstTryLate, p.Leader, shares(p.Share))
 		}
 		_ = tw.Flush() // output to the terminal, like the Fprintf calls
-		fmt.Fprintf(w, "  top-ranked model: %s at start", orDash(s.InitialLeader))
+		if len(s.Contexts) == 0 {
+			fmt.Fprintf(w, "  top-ranked model: %s at start", orDash(s.InitialLeader))
+		} else {
+			fmt.Fprintf(w, "  top-ranked model per upstream model (context: upstream):")
+			for _, c := range s.Contexts {
+				fmt.Fprintf(w, "\n    after %s: %s at start, %s at end (%d decisions, %d switches)", orDash(c.Context), c.InitialLeader, c.FinalLeader, c.Decisions, c.Switches)
+			}
+			fmt.Fprint(w, "\n  in all")
+		}
 		if len(s.Switches) == 0 {
 			fmt.Fprintln(w, ", no switches")
 		} else {
 			fmt.Fprintf(w, ", %d switches:\n", len(s.Switches))
 		}
 		for _, sw := range s.Switches {
-			fmt.Fprintf(w, "    decision %d (batch %s, phase %s): %s → %s  [%s]\n", sw.Decision, sw.BatchID, sw.Phase, sw.From, sw.To, estimates(sw.Estimates))
+			after := ""
+			if sw.Context != "" {
+				after = ", after " + sw.Context
+			}
+			fmt.Fprintf(w, "    decision %d (batch %s, phase %s%s): %s → %s  [%s]\n", sw.Decision, sw.BatchID, sw.Phase, after, sw.From, sw.To, estimates(sw.Estimates))
 		}
 		for _, f := range r.Feedback {
 			if f.Step == s.Name {

@@ -2,9 +2,15 @@
 -- `leader`: the model with the best estimate at decision time), one row per
 -- period a model led, with how the step did while it led and before.
 --
--- Attempts are ordered by (ts, attempt_id) per step. A period starts at the
--- first attempt whose leader differs from the previous attempt's; the first
--- period of a step has from_model = '' and no "before" figures (NaN). For
+-- A step with `context: upstream` ranks its models once per upstream model
+-- (the traces' `context`) and has a leader per context: its timelines are
+-- kept apart, one per (step, context), so a batch from another upstream
+-- model is no switch. A step without contexts has one timeline, context ''.
+--
+-- Attempts are ordered by (ts, attempt_id) per (step, context). A period
+-- starts at the first attempt whose leader differs from the previous
+-- attempt's; the first period of a timeline has from_model = '' and no
+-- "before" figures (NaN). For
 -- the period before and the period after each switch: attempts (model
 -- calls), first-try pass rate (share of the step's first attempts that
 -- passed), pass rate over all attempts, mean model latency per attempt,
@@ -18,6 +24,7 @@ WITH
     (
         SELECT
             step,
+            context,
             ts,
             attempt_id,
             batch_id,
@@ -26,7 +33,7 @@ WITH
             model,
             verdict,
             latency_us,
-            lagInFrame(leader, 1, '') OVER (PARTITION BY step ORDER BY ts, attempt_id
+            lagInFrame(leader, 1, '') OVER (PARTITION BY step, context ORDER BY ts, attempt_id
                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS prev_leader
         FROM traces FINAL
         WHERE workflow = {workflow:String}
@@ -37,7 +44,7 @@ WITH
     (
         SELECT
             *,
-            sum(toUInt64(leader != prev_leader)) OVER (PARTITION BY step ORDER BY ts, attempt_id
+            sum(toUInt64(leader != prev_leader)) OVER (PARTITION BY step, context ORDER BY ts, attempt_id
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS period
         FROM ordered
     ),
@@ -45,6 +52,7 @@ WITH
     (
         SELECT
             step,
+            context,
             period,
             any(leader) AS leader,
             min(ts) AS started,
@@ -57,10 +65,11 @@ WITH
             uniqExactIf(batch_id, model != '') AS batches,
             if(batches = 0, nan, sumIf(latency_us, model != '') / 1000 / batches) AS model_ms_per_batch
         FROM numbered
-        GROUP BY step, period
+        GROUP BY step, context, period
     )
 SELECT
     cur.step AS step,
+    cur.context AS context,
     cur.started AS at,
     cur.first_batch AS batch_id,
     prev.leader AS from_model,
@@ -76,6 +85,6 @@ SELECT
     cur.latency_ms AS latency_ms_after,
     cur.model_ms_per_batch AS model_ms_per_batch_after
 FROM periods AS cur
-LEFT JOIN periods AS prev ON prev.step = cur.step AND prev.period + 1 = cur.period
+LEFT JOIN periods AS prev ON prev.step = cur.step AND prev.context = cur.context AND prev.period + 1 = cur.period
 WHERE cur.started >= {since:DateTime64(6, 'UTC')}
-ORDER BY step, at
+ORDER BY step, context, at

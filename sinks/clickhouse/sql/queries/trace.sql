@@ -1,5 +1,6 @@
 -- trace: one batch's journey through a workflow, one row per attempt in the
--- order they happened: the step, which model ran at what rank, its verdict
+-- order they happened: the step, which model ran at what rank (and the
+-- leader of the context it ranked under, for `context: upstream`), its verdict
 -- and where the batch went next.
 --
 -- Parameters: workflow, batch_id.
@@ -10,6 +11,7 @@ SELECT
     model,
     rank_position,
     leader,
+    context,
     latency_us / 1000 AS latency_ms,
     records,
     records_passed,
