@@ -104,13 +104,13 @@ type PhaseReport struct {
 
 // StepReport is one step's result.
 type StepReport struct {
-	Name             string            `json:"name"`
-	BatchesIn        int               `json:"batches_in"`
-	Delivered        int               `json:"delivered"` // passed on to the next topic
-	DeadLettered     int               `json:"dead_lettered"`
-	Attempts         int               `json:"attempts"`
-	AttemptsPerBatch float64           `json:"attempts_per_batch"`
-	FirstTryPassRate float64           `json:"first_try_pass_rate"`
+	Name             string  `json:"name"`
+	BatchesIn        int     `json:"batches_in"`
+	Delivered        int     `json:"delivered"` // passed on to the next topic
+	DeadLettered     int     `json:"dead_lettered"`
+	Attempts         int     `json:"attempts"`
+	AttemptsPerBatch float64 `json:"attempts_per_batch"`
+	FirstTryPassRate float64 `json:"first_try_pass_rate"`
 	// InitialLeader and FinalLeader are the step's top-ranked model at its
 	// first and last decision. A step with `context: upstream` ranks per
 	// upstream model: these are then the leaders of the contexts of its
