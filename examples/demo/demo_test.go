@@ -35,6 +35,12 @@ func TestDemo(t *testing.T) {
 					r.Produced, r.Delivered, r.DeadLettered, r.Lost, r.Duplicates)
 			}
 			for _, s := range r.Steps {
+				// Every attempt after a batch's first at a step is a retry,
+				// and starts after the failed attempt ended.
+				if s.Retries != s.Attempts-s.BatchesIn || (s.Retries > 0 && (s.RetryGapMs <= 0 || s.RetryGapMs > s.RetryGapMaxMs)) {
+					t.Errorf("step %s: %d attempts over %d batches but %d retries, gaps %.2f ms (max %.2f)",
+						s.Name, s.Attempts, s.BatchesIn, s.Retries, s.RetryGapMs, s.RetryGapMaxMs)
+				}
 				if len(s.Switches) == 0 {
 					t.Errorf("step %s never switched its top-ranked model", s.Name)
 				}

@@ -122,6 +122,13 @@ type StepReport struct {
 	// Switches are changes of the leader within a context: a batch ranked
 	// under another context than the one before is no switch.
 	Switches []Switch `json:"switches"`
+	// Retries are the step's attempts after a first one, and RetryGapMs
+	// (mean and max) the time from the end of the attempt that failed to
+	// the start of the next: the retry topic's round trip, what an attempt
+	// costs beyond its model's runtime (compare the step's overhead_ms).
+	Retries       int     `json:"retries"`
+	RetryGapMs    float64 `json:"retry_gap_ms"`
+	RetryGapMaxMs float64 `json:"retry_gap_max_ms"`
 }
 
 // ContextLeaders is one context of a contextual step: the model that
@@ -276,6 +283,8 @@ func (c *Collector) stepReport(step string, phases []string) StepReport {
 	firstPass, firstN := 0, 0
 	leaders := map[string]*ContextLeaders{} // by context; one, "", for a step without contexts
 	var order []string
+	ended := map[string]int64{} // batch → when its last attempt here ended (µs)
+	gapSum := 0.0
 	for i, t := range traces {
 		phase := c.opts.PhaseOf(t.BatchID)
 		a := acc[phase]
@@ -288,6 +297,13 @@ func (c *Collector) stepReport(step string, phases []string) StepReport {
 		if t.Model != "" {
 			sr.Attempts++
 			a.attempts++
+			if end, ok := ended[t.BatchID]; ok && t.Attempt > 1 {
+				gap := float64(t.TsUs-end) / 1000
+				sr.Retries++
+				gapSum += gap
+				sr.RetryGapMaxMs = max(sr.RetryGapMaxMs, gap)
+			}
+			ended[t.BatchID] = t.TsUs + t.LatencyUs
 		}
 		if t.Attempt == 1 && t.Model != "" {
 			firstN++
@@ -330,6 +346,9 @@ func (c *Collector) stepReport(step string, phases []string) StepReport {
 		for _, k := range order {
 			sr.Contexts = append(sr.Contexts, *leaders[k])
 		}
+	}
+	if sr.Retries > 0 {
+		sr.RetryGapMs = gapSum / float64(sr.Retries)
 	}
 	sr.BatchesIn, sr.Delivered, sr.DeadLettered = len(seen), len(next), len(dead)
 	if sr.BatchesIn > 0 {
@@ -425,6 +444,9 @@ func (r Report) WriteTable(w io.Writer) {
 				after = ", after " + sw.Context
 			}
 			fmt.Fprintf(w, "    decision %d (batch %s, phase %s%s): %s → %s  [%s]\n", sw.Decision, sw.BatchID, sw.Phase, after, sw.From, sw.To, estimates(sw.Estimates))
+		}
+		if s.Retries > 0 {
+			fmt.Fprintf(w, "  retries: %d, each starting %.1f ms (at most %.0f ms) after the failed attempt ended\n", s.Retries, s.RetryGapMs, s.RetryGapMaxMs)
 		}
 		for _, f := range r.Feedback {
 			if f.Step == s.Name {
