@@ -193,7 +193,7 @@ func deadLetter(t *testing.T, brokers, topic, id string) *kgo.Record {
 }
 
 // finalEstimates are a step's policy estimates at its last traced decision,
-// and the model they rank first (least cost over pass probability).
+// and the model they rank first (the least score the stage traced).
 func finalEstimates(t *testing.T, brokers, name, step string) (map[string]schemas.Estimate, string) {
 	t.Helper()
 	tc, err := schemas.NewTraceCodec()
@@ -219,8 +219,8 @@ func finalEstimates(t *testing.T, brokers, name, step string) (map[string]schema
 	}
 	leader, best := "", math.Inf(1)
 	for _, e := range last.Estimates {
-		if v := e.CostMs / math.Max(e.PassProb, 1e-6); v < best {
-			leader, best = e.Model, v
+		if e.Score < best {
+			leader, best = e.Model, e.Score
 		}
 	}
 	return out, leader
