@@ -120,6 +120,7 @@ Examples:
 	f.BoolVar(&printWorkflow, "print-workflow", false, "print the demo's workflow file and exit")
 	f.BoolVar(&o.Trap, "workflow-trap", false, "run the trap workflow: denoise checks only the pixel range, so its cheapest model always passes there and hurts classify in the noisy phases")
 	f.StringVar(&o.Policy, "policy", "", "rank every step's models with this policy instead of the workflow's ("+strings.Join(bandit.Names(), ", ")+")")
+	f.StringToStringVar(&o.PolicyParams, "policy-param", nil, "set a parameter of every step's policy, over the workflow's: NAME=VALUE, repeatable (e.g. overhead_ms=0 to rank on model time alone; docs/reference/workflow.md lists each policy's)")
 	f.DurationVar(&o.Timeout, "timeout", 0, "give up if the batches have not all finished by then (default 10m)")
 	return cmd
 }

@@ -20,6 +20,7 @@ import (
 func newRunCmd(g *globals) *cobra.Command {
 	var brokers string
 	var instance, metricsAddr, clickhouseDSN, policy string
+	var policyParams map[string]string
 	var createTopics bool
 	var cf consumerFlags
 	cmd := &cobra.Command{
@@ -47,6 +48,9 @@ Examples:
 			var edits []func(*workflow.Workflow) error
 			if policy != "" {
 				edits = append(edits, func(wf *workflow.Workflow) error { return wf.SetPolicy(policy) })
+			}
+			if len(policyParams) > 0 {
+				edits = append(edits, func(wf *workflow.Workflow) error { return wf.SetPolicyParams(policyParams) })
 			}
 			l, err := load(cmd.Context(), g, args[0], brokers, true, log, edits...)
 			if err != nil {
@@ -96,6 +100,7 @@ Examples:
 	f.StringVar(&brokers, "brokers", "", "Kafka brokers host:port[,host:port]; empty starts the embedded broker")
 	f.StringVar(&clickhouseDSN, "clickhouse", "", "also run the trace sink into this ClickHouse (clickhouse://USER:PASSWORD@HOST:9000/DB; run flexiflow migrate first)")
 	f.StringVar(&policy, "policy", "", "rank every step's models with this policy instead of the workflow's ("+strings.Join(bandit.Names(), ", ")+")")
+	f.StringToStringVar(&policyParams, "policy-param", nil, "set a parameter of every step's policy, over the workflow's: NAME=VALUE, repeatable (e.g. overhead_ms=0; docs/reference/workflow.md lists each policy's)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this host:port (empty: off)")
 	f.StringVar(&instance, "instance-id", "", "this process's name among a step's consumers (default: host name); give each process of a step its own")
 	cf.add(f, "per step")

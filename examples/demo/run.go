@@ -50,6 +50,8 @@ type Options struct {
 	Trap bool
 	// Policy, when set, makes every step rank with this policy.
 	Policy string
+	// PolicyParams set parameters of every step's policy (name → number).
+	PolicyParams map[string]string
 }
 
 func (o *Options) defaults() {
@@ -96,6 +98,11 @@ func Run(ctx context.Context, o Options) (*summary.Report, error) {
 	}
 	if o.Policy != "" {
 		if err := wf.SetPolicy(o.Policy); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.PolicyParams) > 0 {
+		if err := wf.SetPolicyParams(o.PolicyParams); err != nil {
 			return nil, err
 		}
 	}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -691,6 +693,31 @@ func (w *Workflow) SetPolicy(name string) error {
 		if s.Policy.Name != name {
 			s.Policy.Name, s.Policy.Params = name, nil
 		}
+	}
+	return nil
+}
+
+// SetPolicyParams sets parameters of every step's policy, over the step's
+// own (demo --policy-param, run --policy-param), e.g. overhead_ms=0 to rank
+// on model time alone. Each value must be a number the step's policy takes.
+func (w *Workflow) SetPolicyParams(params map[string]string) error {
+	keys := slices.Sorted(maps.Keys(params))
+	for _, s := range w.Steps {
+		p := maps.Clone(s.Policy.Params)
+		if p == nil {
+			p = bandit.Params{}
+		}
+		for _, k := range keys {
+			v, err := strconv.ParseFloat(strings.TrimSpace(params[k]), 64)
+			if err != nil {
+				return fmt.Errorf("--policy-param %s=%s: the value is not a number", k, params[k])
+			}
+			p[k] = v
+		}
+		if err := bandit.Check(s.Policy.Name, p); err != nil {
+			return fmt.Errorf("--policy-param: step %q (policy %s): %w", s.Name, s.Policy.Name, err)
+		}
+		s.Policy.Params = p
 	}
 	return nil
 }

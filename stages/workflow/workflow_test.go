@@ -140,3 +140,56 @@ func TestLoadResolvesSchemaPaths(t *testing.T) {
 		t.Errorf("missing file: got %v", err)
 	}
 }
+
+// TestPolicyOverrides checks --policy and --policy-param: every step is
+// changed, a step's own parameters stay unless overridden, and a value the
+// policy does not take is refused with the step and what it takes.
+func TestPolicyOverrides(t *testing.T) {
+	const two = `workflow: w
+input_schema: flexiflow.demo.DigitImage
+steps:
+  - name: a
+    output_schema: flexiflow.demo.DigitImage
+    models: [{name: m}]
+    policy: {name: flexiflow, params: {discount: 0.9}}
+  - name: b
+    output_schema: flexiflow.demo.DigitImage
+    models: [{name: m}]
+    policy: {name: ucb1}
+`
+	w, err := Parse("w.yaml", []byte(two))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetPolicyParams(map[string]string{"overhead_ms": "0"}); err == nil || !strings.Contains(err.Error(), `step "b" (policy ucb1)`) {
+		t.Fatalf("overhead_ms on ucb1: got %v, want an error naming step b and its policy", err)
+	}
+	if err := w.SetPolicy("thompson"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetPolicyParams(map[string]string{"overhead_ms": " 0 ", "discount": "0.95"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range w.Steps {
+		if s.Policy.Name != "thompson" || s.Policy.Params["overhead_ms"] != 0 || s.Policy.Params["discount"] != 0.95 {
+			t.Errorf("step %s: policy %s %v, want thompson with overhead_ms 0 and discount 0.95", s.Name, s.Policy.Name, s.Policy.Params)
+		}
+	}
+	if _, ok := w.Steps[0].Policy.Params["overhead_ms"]; !ok {
+		t.Error("overhead_ms 0 was not stored")
+	}
+
+	w, _ = Parse("w.yaml", []byte(two))
+	w.Steps[1].Policy.Name = "flexiflow"
+	if err := w.SetPolicyParams(map[string]string{"overhead_ms": "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Steps[0].Policy.Params; got["discount"] != 0.9 || got["overhead_ms"] != 2 {
+		t.Errorf("step a keeps its own discount beside the override: got %v", got)
+	}
+	for _, bad := range []map[string]string{{"overhead_ms": "fast"}, {"overhead_ms": "-1"}, {"nope": "1"}} {
+		if err := w.SetPolicyParams(bad); err == nil || !strings.Contains(err.Error(), "--policy-param") {
+			t.Errorf("%v: got %v, want an error that names --policy-param", bad, err)
+		}
+	}
+}
