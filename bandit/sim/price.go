@@ -68,6 +68,18 @@ func (t *Table) Head(n int) *Table {
 	return &h
 }
 
+// Slice is the table's items from up to, not including, to, numbered
+// from 0: one phase of a stream replayed on its own (bench replay
+// --items), whose oracle bounds what any policy can do there.
+func (t *Table) Slice(from, to int) (*Table, error) {
+	if from < 0 || to > t.Items || from >= to {
+		return nil, fmt.Errorf("table %s has items 0-%d, not %d-%d", t.Name, t.Items-1, from, to-1)
+	}
+	h := *t
+	h.Items, h.out = to-from, t.out[from:to]
+	return &h, nil
+}
+
 // WithOverhead is the table with overheadMs[s] added to the cost of every
 // attempt at step s: the objective of a policy told that a failed attempt
 // wastes that much beyond the model (its overhead_ms), such as the trip

@@ -27,7 +27,7 @@ type replayJSON struct {
 }
 
 func newBenchReplayCmd() *cobra.Command {
-	var table, policies, format string
+	var table, policies, format, items string
 	var o sim.ReplayOptions
 	cmd := &cobra.Command{
 		Use:   "replay --table FILE.csv",
@@ -55,7 +55,8 @@ workflow's structure buys.
 
 Examples:
   flexiflow bench replay --table bench/tables/digits-drift.csv
-  flexiflow bench replay --table t.csv --seeds 10 --oracle-window 100 --format json`,
+  flexiflow bench replay --table t.csv --seeds 10 --oracle-window 100 --format json
+  flexiflow bench replay --table bench/tables/digits-trap.csv --items 800-1199  # one phase alone`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "table" && format != "json" {
@@ -64,6 +65,11 @@ Examples:
 			t, err := readOutcomeTable(table)
 			if err != nil {
 				return err
+			}
+			if items != "" {
+				if t, err = sliceItems(t, items); err != nil {
+					return err
+				}
 			}
 			if policies != "" {
 				o.Policies = strings.Split(policies, ",")
@@ -97,10 +103,27 @@ Examples:
 	fl.IntVar(&o.FeedbackLag, "feedback-lag", 0, "apply each item's downstream reports this many items later, as a running workflow gets them after the batches behind")
 	fl.StringVar(&policies, "policies", "", "comma-separated policies (default: all: "+strings.Join(sim.ReplayPolicies, ",")+")")
 	fl.StringVar(&format, "format", "table", "table or json")
+	fl.StringVar(&items, "items", "", "replay only items FROM-TO (inclusive, renumbered from 0), e.g. one phase of the stream: its oracle bounds what any policy can do there")
 	_ = cmd.MarkFlagRequired("table")
 	atLeast(fl, "seeds", "1")
 	atLeast(fl, "oracle-window", "1")
 	return cmd
+}
+
+// sliceItems narrows a table to --items FROM-TO, both inclusive.
+func sliceItems(t *sim.Table, items string) (*sim.Table, error) {
+	a, b, ok := strings.Cut(items, "-")
+	from, err1 := strconv.Atoi(strings.TrimSpace(a))
+	to, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("--items %q: give FROM-TO, two item numbers, e.g. 800-1199", items)
+	}
+	s, err := t.Slice(from, to+1)
+	if err != nil {
+		return nil, fmt.Errorf("--items %s: %w", items, err)
+	}
+	s.Name = fmt.Sprintf("%s[%d-%d]", t.Name, from, to)
+	return s, nil
 }
 
 // readOutcomeTable reads an outcome table, named after its file.

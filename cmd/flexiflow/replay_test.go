@@ -85,6 +85,50 @@ func TestOutcomesAndReplay(t *testing.T) {
 		}
 	}
 
+	// --items replays a slice: the clairvoyant path is per item, so the
+	// two halves' clairvoyant costs add up to the whole table's.
+	clairvoyantSpent := func(args ...string) (spent float64, items int) {
+		t.Helper()
+		out, stderr, err := run(t, time.Minute, append([]string{"bench", "replay", "--table", table, "--seeds", "1", "--policies", "static-best", "--format", "json"}, args...)...)
+		if err != nil {
+			t.Fatalf("bench replay %v: %v\n%s", args, err, stderr)
+		}
+		var r struct {
+			Table    string `json:"table"`
+			Items    int    `json:"items"`
+			Policies []struct {
+				Name             string  `json:"name"`
+				CostPerDelivered float64 `json:"cost_per_delivered"`
+				DeliveryRate     float64 `json:"delivery_rate"`
+			} `json:"policies"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		if len(args) > 0 && r.Table != "trap["+args[1]+"]" {
+			t.Errorf("--items %s: table named %q", args[1], r.Table)
+		}
+		for _, p := range r.Policies {
+			if p.Name == "clairvoyant" {
+				return p.CostPerDelivered * p.DeliveryRate * float64(r.Items), r.Items
+			}
+		}
+		t.Fatalf("no clairvoyant in %s", out)
+		return 0, 0
+	}
+	whole, n := clairvoyantSpent()
+	lo, na := clairvoyantSpent("--items", "0-11")
+	hi, nb := clairvoyantSpent("--items", "12-29")
+	if na != 12 || nb != 18 || n != 30 {
+		t.Errorf("--items 0-11 and 12-29 of 30 items: %d and %d items", na, nb)
+	}
+	if math.Abs(lo+hi-whole) > 1e-6*whole {
+		t.Errorf("clairvoyant cost: items 0-11 spend %.4f ms and 12-29 %.4f, together %.4f; the whole table %.4f", lo, hi, lo+hi, whole)
+	}
+	if _, stderr, err := run(t, time.Minute, "bench", "replay", "--table", table, "--items", "20-30"); err == nil || !strings.Contains(stderr, "--items 20-30: table trap has items 0-29, not 20-30") {
+		t.Errorf("--items past the end: %v, %s", err, stderr)
+	}
+
 	// The live demo on the same 30 batches, priced with the table: the
 	// models are deterministic, so the table agrees with every attempt.
 	sj := filepath.Join(t.TempDir(), "summary.json")
