@@ -1,6 +1,9 @@
 package bandit
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Policy ranks the models of one step and learns from their attempts.
 type Policy interface {
@@ -53,38 +56,66 @@ func New(name string, k int, params Params, seed uint64) (Policy, error) {
 	return s.build(k, full, seed), nil
 }
 
-// Leader follows a step's top-ranked model by mean estimates. The ranking a
-// sampling policy returns varies from decision to decision by design; the
-// leader changes only when another model's expected cost to pass is lower
-// than the current leader's by a margin, so a switch means something.
+// Leader follows a step's top-ranked model: the model its policy ranks
+// first in most of its recent decisions. A sampling policy's ranking varies
+// from decision to decision by design, so one decision says little; the
+// leader changes only when another model has been ranked first in clearly
+// more of the recent decisions (its share of them exceeds the leader's by
+// the margin), so a switch means the step now tries another model first.
+// Following the ranking rather than the mean estimates keeps the leader
+// the model the step actually serves, even where two models' estimates are
+// close enough that a threshold on them would hold the old one.
 type Leader struct {
-	current int
-	margin  float64
+	current   int
+	margin    float64
+	share     []float64 // per model, its share of the recent decisions ranked first
+	decisions int
 }
 
-// NewLeader starts with model 0 and switches when a challenger's score is
-// below (1-margin) times the leader's.
+// leaderMemory is the weight of one decision in the shares: they cover
+// about the last 20 decisions. The first leader is elected leaderWarmup
+// decisions after the policy first learned something.
+const (
+	leaderMemory = 0.05
+	leaderWarmup = 20
+)
+
+// NewLeader starts with no leader, elects one after its first decisions
+// and switches when a challenger's share of
+// the recent first places exceeds the leader's by margin (0 < margin < 1).
 func NewLeader(margin float64) *Leader { return &Leader{current: -1, margin: margin} }
 
-// Current is the index of the leading model, or -1 before the first Update.
+// Current is the index of the leading model, or -1 before one is elected.
 func (l *Leader) Current() int { return l.current }
 
-// Update looks at fresh estimates and reports whether the leader changed,
-// and from which model.
-func (l *Leader) Update(est []Estimate) (changed bool, from int) {
-	best := -1
-	for i, e := range est {
-		if e.Pulls < 1 {
-			continue // never observed: no basis to lead
-		}
-		if best < 0 || e.Score() < est[best].Score() {
+// Update records the model ranked first at a decision, with the policy's
+// estimates at it, and reports whether the leader changed, and from which
+// model. Decisions made before the policy has observed anything (a step's
+// first poll, ranked before its first commit) are exploration and do not
+// count.
+func (l *Leader) Update(first int, est []Estimate) (changed bool, from int) {
+	if l.decisions == 0 && !slices.ContainsFunc(est, func(e Estimate) bool { return e.Pulls > 0 }) {
+		return false, l.current
+	}
+	if len(l.share) != len(est) {
+		l.share = make([]float64, len(est))
+	}
+	for i := range l.share {
+		l.share[i] *= 1 - leaderMemory
+	}
+	if first >= 0 && first < len(l.share) {
+		l.share[first] += leaderMemory
+	}
+	if l.decisions++; l.decisions < leaderWarmup {
+		return false, l.current
+	}
+	best := 0
+	for i := range l.share {
+		if l.share[i] > l.share[best] {
 			best = i
 		}
 	}
-	if best < 0 || best == l.current {
-		return false, l.current
-	}
-	if l.current >= 0 && est[best].Score() > (1-l.margin)*est[l.current].Score() {
+	if best == l.current || (l.current >= 0 && l.share[best] <= l.share[l.current]+l.margin) {
 		return false, l.current
 	}
 	from = l.current

@@ -55,9 +55,15 @@ func TestFollowsAnAbruptSwap(t *testing.T) {
 		t.Fatalf("before the swap the cheap model should lead: %v", first)
 	}
 	arms[0].p = 0.05 // the cheap model degrades: c/p goes from 5 to 100, against 21 for the other
-	leader := NewLeader(0.1)
-	leader.Update(pol.Estimates(nil))
+	leader := NewLeader(0.2)
 	var rank []int
+	for range 20 { // the shares of the decisions before the swap
+		rank = pol.Rank(rank)
+		leader.Update(rank[0], pol.Estimates(nil))
+	}
+	if leader.Current() != 0 {
+		t.Fatalf("before the swap the leader is model %d, want 0", leader.Current())
+	}
 	switched := -1
 	for t := 0; t < 400 && switched < 0; t++ {
 		rank = pol.Rank(rank)
@@ -68,7 +74,7 @@ func TestFollowsAnAbruptSwap(t *testing.T) {
 				break
 			}
 		}
-		if changed, _ := leader.Update(pol.Estimates(nil)); changed && leader.Current() == 1 {
+		if changed, _ := leader.Update(rank[0], pol.Estimates(nil)); changed && leader.Current() == 1 {
 			switched = t
 		}
 	}
@@ -115,18 +121,40 @@ func TestParams(t *testing.T) {
 }
 
 func TestLeaderHysteresis(t *testing.T) {
-	l := NewLeader(0.1)
-	est := []Estimate{{PassProb: 1, Cost: 10, Pulls: 5}, {PassProb: 1, Cost: 9.5, Pulls: 5}}
-	if changed, _ := l.Update(est); changed || l.Current() != 1 {
-		t.Fatalf("first update elects without a switch; leader %d", l.Current())
+	l := NewLeader(0.2)
+	est := []Estimate{{Pulls: 5}, {Pulls: 5}, {Pulls: 0}}
+	// Decisions before anything was observed do not count.
+	for range 50 {
+		l.Update(2, make([]Estimate, 3))
 	}
-	est[0].Cost = 9 // better, but by less than 10%
-	if changed, _ := l.Update(est); changed {
-		t.Error("switched on a 5% difference")
+	for i := range 20 {
+		if changed, _ := l.Update(1, est); changed || (i < 19) != (l.Current() < 0) {
+			t.Fatalf("decision %d: changed %v, leader %d; want the first leader elected at the 20th decision, without a switch", i+1, changed, l.Current())
+		}
 	}
-	est[0].Cost = 5
-	if changed, from := l.Update(est); !changed || from != 1 || l.Current() != 0 {
-		t.Errorf("did not switch on a 47%% difference: changed=%v from=%d now=%d", changed, from, l.Current())
+	if l.Current() != 1 {
+		t.Fatalf("leader %d after 20 decisions ranking model 1 first", l.Current())
+	}
+	// Ranked first by turns, as a sampling policy does with two close
+	// models: the leader holds.
+	for i := range 200 {
+		if changed, _ := l.Update(i%2, est); changed {
+			t.Fatalf("switched at decision %d while the two models alternate", i)
+		}
+	}
+	// Model 0 ranked first from now on: it leads within 20 decisions.
+	switched := -1
+	for i := range 40 {
+		if changed, from := l.Update(0, est); changed {
+			if from != 1 || l.Current() != 0 {
+				t.Fatalf("switch from %d to %d, want 1 to 0", from, l.Current())
+			}
+			switched = i
+			break
+		}
+	}
+	if switched < 0 || switched > 20 {
+		t.Errorf("switched after %d decisions ranked first, want within 20", switched)
 	}
 }
 

@@ -158,9 +158,10 @@ func WithWorkers(n int) Option {
 	}
 }
 
-// leaderMargin is how much better a challenger's score must be before it
-// becomes a step's top-ranked model (bandit.NewLeader).
-const leaderMargin = 0.1
+// leaderMargin is by how much a challenger's share of a step's recent first
+// places must exceed the leader's before it becomes the step's top-ranked
+// model (bandit.NewLeader).
+const leaderMargin = 0.2
 
 // NewStage prepares a consumer for step on the Kafka cluster cfg describes.
 func NewStage(step *Step, cfg stream.Config, opts ...Option) (*Stage, error) {
@@ -856,16 +857,16 @@ func (s *Stage) rankLocked() (d decision, err error) {
 	if s.est = s.policy.Estimates(s.est); len(s.est) != k {
 		return d, fmt.Errorf("policy %s returned %d estimates for %d models", s.step.Spec.Policy.Name, len(s.est), k)
 	}
-	d.changed, d.from = s.leader.Update(s.est)
-	if l := s.leader.Current(); l >= 0 {
-		d.leader = s.step.Models[l].Name
-	}
 	d.ests = make([]schemas.Estimate, k)
 	for i, e := range s.est {
 		d.ests[i] = schemas.Estimate{Model: s.step.Models[i].Name, PassProb: e.PassProb, CostMs: e.Cost, Score: e.Score(), Pulls: e.Pulls}
 	}
 	if s.rank = s.policy.Rank(s.rank); !isPermutation(s.rank, k) {
 		return d, fmt.Errorf("policy %s ranked %v, not an order of the step's %d models", s.step.Spec.Policy.Name, s.rank, k)
+	}
+	d.changed, d.from = s.leader.Update(s.rank[0], s.est)
+	if l := s.leader.Current(); l >= 0 {
+		d.leader = s.step.Models[l].Name
 	}
 	return d, nil
 }
