@@ -75,7 +75,7 @@ func TestPlan(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := def.Measured.Delivered + def.Measured.DeadLettered; got != 300 || def.Measured.BatchesPerS <= 0 {
-				t.Fatalf("default run: %d of 300 batches ended, %.1f batches/s", got, def.Measured.BatchesPerS)
+				t.Fatalf("default run: %d of 300 batches ended (%d delivered, %d dead-lettered), %.1f batches/s", got, def.Measured.Delivered, def.Measured.DeadLettered, def.Measured.BatchesPerS)
 			}
 			prof := filepath.Join(dir, "profile.json")
 			mustRun(t, time.Minute, "plan", "profile", "--workflow", wf, "--traces-from", brokers, "--out", prof)
