@@ -18,6 +18,12 @@ type FlexiFlowConfig struct {
 	// cut to 30%, so models not tried since the change are tried
 	// again rather than judged by what they did before it. 0 turns it off.
 	DriftRatio float64
+	// PassDrift detects a model going bad at its own step: when its pass
+	// rate over about its last ten attempts falls below its estimate by
+	// more than this (and by more than four standard deviations of ten
+	// attempts' noise), its evidence restarts from those attempts and the
+	// other models' is cut to 30%. 0 turns it off.
+	PassDrift float64
 }
 
 // DefaultFlexiFlowConfig is used for parameters a workflow leaves out. The
@@ -26,6 +32,7 @@ var DefaultFlexiFlowConfig = FlexiFlowConfig{
 	ThompsonConfig:     ThompsonConfig{Discount: 0.99, PriorPass: 1, PriorFail: 1, OverheadMs: 5, PerModelDiscount: true},
 	DownstreamDiscount: 0.995,
 	DriftRatio:         0.5,
+	PassDrift:          0.3,
 }
 
 // FlexiFlow is cost-aware Thompson sampling that also accounts for the
@@ -41,6 +48,7 @@ type FlexiFlow struct {
 	*Thompson
 	dcfg  FlexiFlowConfig
 	down  []downArm
+	local []localDrift
 	cost  []float64 // mean cost per model (overhead included), valid unless dirty
 	dirty bool
 }
@@ -71,14 +79,60 @@ const (
 
 // NewFlexiFlow returns the policy for k models.
 func NewFlexiFlow(k int, cfg FlexiFlowConfig, seed uint64) *FlexiFlow {
-	return &FlexiFlow{Thompson: NewThompson(k, cfg.ThompsonConfig, seed), dcfg: cfg, down: make([]downArm, k),
+	return &FlexiFlow{Thompson: NewThompson(k, cfg.ThompsonConfig, seed), dcfg: cfg, down: make([]downArm, k), local: make([]localDrift, k),
 		cost: make([]float64, k), dirty: true}
 }
 
 // Observe implements Policy.
 func (f *FlexiFlow) Observe(i int, passed bool, cost float64) {
 	f.Thompson.Observe(i, passed, cost)
+	if f.dcfg.PassDrift > 0 {
+		f.passDrift(i, passed)
+	}
 	f.dirty = true
+}
+
+// localDrift follows a model's recent pass rate: a moving average over
+// about its last ten attempts, and how many it holds.
+type localDrift struct{ recent, n float64 }
+
+// passDrift compares model i's recent pass rate with what its evidence
+// says. When the recent rate is lower by more than four standard
+// deviations of ten attempts' noise and by more than PassDrift, its
+// evidence restarts from the recent attempts and the other models' is cut
+// to 30%, so a model that went bad loses its rank within tens of attempts
+// instead of the hundred its discount takes, and the others are tried
+// again.
+func (f *FlexiFlow) passDrift(i int, passed bool) {
+	d := &f.local[i]
+	y := 0.0
+	if passed {
+		y = 1
+	}
+	if d.n == 0 {
+		d.recent = y
+	} else {
+		d.recent += driftAlpha * (y - d.recent)
+	}
+	d.n = min(d.n+1, 1/driftAlpha)
+	a := &f.Thompson.arms[i]
+	if d.n < driftRecent || a.pass+a.fail < driftHistory {
+		return
+	}
+	p := (f.cfg.PriorPass + a.pass) / (f.cfg.PriorPass + f.cfg.PriorFail + a.pass + a.fail)
+	noise := math.Sqrt(math.Max(p*(1-p), 0.01) * driftAlpha / (2 - driftAlpha))
+	if dev := p - d.recent; dev <= driftZ*noise || dev <= f.dcfg.PassDrift {
+		return
+	}
+	for j := range f.Thompson.arms {
+		o := &f.Thompson.arms[j]
+		if j == i {
+			o.pass, o.fail = d.recent*d.n, (1-d.recent)*d.n
+			continue
+		}
+		o.pass *= driftKeep
+		o.fail *= driftKeep
+	}
 }
 
 // meanCosts refreshes the cached mean cost of every model. Costs are
@@ -210,6 +264,8 @@ func flexiflowSpec() *Spec {
 				Doc: "forgetting factor of the evidence about later steps"},
 			Param{Name: "drift_ratio", Default: DefaultFlexiFlowConfig.DriftRatio, Min: 0, Max: 100,
 				Doc: "relative change in a model's recent cost to deliver that makes the other models be tried again (0: off)"},
+			Param{Name: "pass_drift", Default: DefaultFlexiFlowConfig.PassDrift, Min: 0, Max: 1,
+				Doc: "fall in a model's recent pass rate below its estimate that restarts its evidence and makes the other models be tried again (0: off)"},
 			Param{Name: "per_model_discount", Default: 1, Min: 0, Max: 1, Integer: true,
 				Doc: "1: discount a model's evidence only when it is observed; 0: at every attempt of the step"}),
 		build: func(k int, p Params, seed uint64) Policy {
@@ -217,6 +273,7 @@ func flexiflowSpec() *Spec {
 			cfg.ThompsonConfig = thompsonFrom(cfg.ThompsonConfig, p)
 			cfg.DownstreamDiscount = p["downstream_discount"]
 			cfg.DriftRatio = p["drift_ratio"]
+			cfg.PassDrift = p["pass_drift"]
 			cfg.PerModelDiscount = p["per_model_discount"] != 0
 			return NewFlexiFlow(k, cfg, seed)
 		},

@@ -56,3 +56,60 @@ func pow(x float64, n int) float64 {
 	}
 	return p
 }
+
+// TestPassDrift: a served model whose pass rate falls from 95% to 10%
+// loses its rank within tens of attempts with the detector on, where its
+// discount alone takes far longer; noisy attempts at a steady rate do not
+// fire it, and its state survives a restart.
+func TestPassDrift(t *testing.T) {
+	attemptsToLose := func(passDrift float64) (steadyCuts int, lost int) {
+		cfg := DefaultFlexiFlowConfig
+		cfg.PassDrift = passDrift
+		f := NewFlexiFlow(2, cfg, 1)
+		rng := rand.New(rand.NewPCG(3, 4))
+		for range 50 {
+			f.Observe(1, rng.Float64() < 0.9, 4) // the reserve: 90%, dearer
+		}
+		before := f.arms[1].pass + f.arms[1].fail
+		for range 400 {
+			f.Observe(0, rng.Float64() < 0.95, 1)
+		}
+		if after := f.arms[1].pass + f.arms[1].fail; after < 0.99*before {
+			steadyCuts++
+		}
+		for k := range 1000 {
+			f.Observe(0, rng.Float64() < 0.1, 1)
+			e := f.Estimates(nil)
+			if e[0].Score() > e[1].Score() {
+				return steadyCuts, k + 1
+			}
+		}
+		return steadyCuts, 1000
+	}
+	cuts, on := attemptsToLose(DefaultFlexiFlowConfig.PassDrift)
+	_, off := attemptsToLose(0)
+	t.Logf("the failing model loses its rank after %d attempts with the detector, %d without", on, off)
+	if cuts != 0 {
+		t.Error("400 attempts at a steady 95% cut the reserve's evidence")
+	}
+	if on > 30 || on*2 > off {
+		t.Errorf("with the detector the failing model loses its rank after %d attempts, without after %d; want within 30 and in at most half the attempts", on, off)
+	}
+
+	// The detector's moving average is part of the saved state.
+	f := NewFlexiFlow(2, DefaultFlexiFlowConfig, 1)
+	for k := range 30 {
+		f.Observe(0, k%3 != 0, 1)
+	}
+	b, err := f.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewFlexiFlow(2, DefaultFlexiFlowConfig, 1)
+	if err := g.RestoreState(b); err != nil {
+		t.Fatal(err)
+	}
+	if g.local[0] != f.local[0] || g.local[0].n == 0 {
+		t.Errorf("restored detector state %+v, saved %+v", g.local[0], f.local[0])
+	}
+}

@@ -75,6 +75,9 @@ type flexiflowState struct {
 	// share, count, departure and squared departure; absent in states
 	// saved before it.
 	Recent [][5]float64 `json:"recent,omitempty"`
+	// Local is per model the pass-drift detector's recent pass rate and
+	// count; absent in states saved before it.
+	Local [][2]float64 `json:"local,omitempty"`
 }
 
 // MarshalState implements Stateful.
@@ -87,6 +90,9 @@ func (f *FlexiFlow) MarshalState() ([]byte, error) {
 	for _, d := range f.down {
 		s.Down = append(s.Down, [3]float64{d.n, d.cost, d.delivered})
 		s.Recent = append(s.Recent, [5]float64{d.recentCost, d.recentDelivered, d.recentN, d.dev, d.devSq})
+	}
+	for _, l := range f.local {
+		s.Local = append(s.Local, [2]float64{l.recent, l.n})
 	}
 	return json.Marshal(s)
 }
@@ -108,6 +114,10 @@ func (f *FlexiFlow) RestoreState(b []byte) error {
 		if len(s.Recent) == len(s.Down) {
 			r := s.Recent[i]
 			f.down[i].recentCost, f.down[i].recentDelivered, f.down[i].recentN, f.down[i].dev, f.down[i].devSq = r[0], r[1], r[2], r[3], r[4]
+		}
+		f.local[i] = localDrift{}
+		if len(s.Local) == len(s.Down) {
+			f.local[i] = localDrift{recent: s.Local[i][0], n: s.Local[i][1]}
 		}
 	}
 	f.dirty = true

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flexiflow/flexiflow/bandit"
 	"github.com/flexiflow/flexiflow/schemas"
 	"github.com/flexiflow/flexiflow/stream"
 )
@@ -122,9 +123,12 @@ func TestChaos(t *testing.T) {
 	// SIGKILL, a rebalance or the broker's restart are not learned, and a
 	// restarted stage resumes from the state committed with its last
 	// batches. So each model's final pass probability must match the one
-	// its committed attempts give, under the workflow's policy
-	// (flexiflow: each model's evidence discounted by 0.99 per own attempt,
-	// a Beta(1, 1) prior). The clean run's estimates are reported beside
+	// a fresh policy of the workflow's kind gives after observing the
+	// committed attempts, within 0.15: the traced estimate also holds the
+	// share of the model's batches later delivered (up to 0.05 off here),
+	// and the attempts of several partitions are replayed in the order
+	// decided, which around a pass-rate reset is not quite the order
+	// committed. With the restore off, the gap is 0.28. The clean run's estimates are reported beside
 	// them; they are not compared, because chaos reorders the stream: a
 	// stalled partition's backlog of an earlier phase is served late.
 	for _, step := range []string{"denoise", "classify"} {
@@ -133,11 +137,11 @@ func TestChaos(t *testing.T) {
 			name   string
 			traces []*schemas.Trace
 		}{{"chaos", chaos}, {"clean", cleanRun}} {
-			last, want := committedEvidence(t, run.traces, 0.99)
+			last, want := committedEvidence(t, run.traces)
 			var line []string
 			for _, e := range last.Estimates {
 				line = append(line, fmt.Sprintf("%s p=%.2f (from its committed attempts %.2f)", e.Model, e.PassProb, want[e.Model]))
-				if math.Abs(e.PassProb-want[e.Model]) > 0.1 {
+				if math.Abs(e.PassProb-want[e.Model]) > 0.15 {
 					t.Errorf("%s run, step %s, model %s: the policy's pass probability is %.2f, its committed attempts give %.2f: it learned from attempts that did not commit, or lost some that did",
 						run.name, step, e.Model, e.PassProb, want[e.Model])
 				}
@@ -173,10 +177,10 @@ func stepTraces(t *testing.T, brokers, name, step string) []*schemas.Trace {
 }
 
 // committedEvidence returns the last decision traced with estimates, and
-// the pass probability per model that the attempts decided before it give:
-// passes and failures of each model discounted by g per own attempt, over
-// a Beta(1, 1) prior.
-func committedEvidence(t *testing.T, traces []*schemas.Trace, g float64) (*schemas.Trace, map[string]float64) {
+// the pass probability per model that a fresh policy of the demo's kind
+// (flexiflow, discount 0.99) gives after observing the attempts decided
+// before it, in the order they were decided.
+func committedEvidence(t *testing.T, traces []*schemas.Trace) (*schemas.Trace, map[string]float64) {
 	t.Helper()
 	var last *schemas.Trace
 	for _, tr := range traces {
@@ -187,22 +191,25 @@ func committedEvidence(t *testing.T, traces []*schemas.Trace, g float64) (*schem
 	if last == nil {
 		t.Fatal("no trace with estimates")
 	}
-	pass, fail := map[string]float64{}, map[string]float64{}
+	index := map[string]int{}
+	for i, e := range last.Estimates {
+		index[e.Model] = i
+	}
+	pol, err := bandit.New("flexiflow", len(index), bandit.Params{"discount": 0.99, "overhead_ms": 5}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tr := range traces {
 		if tr.TsUs >= last.TsUs {
 			break
 		}
-		pass[tr.Model] *= g
-		fail[tr.Model] *= g
-		if tr.Verdict == schemas.VerdictPass {
-			pass[tr.Model]++
-		} else {
-			fail[tr.Model]++
+		if i, ok := index[tr.Model]; ok {
+			pol.Observe(i, tr.Verdict == schemas.VerdictPass, float64(tr.LatencyUs)/1000)
 		}
 	}
 	want := map[string]float64{}
-	for _, e := range last.Estimates {
-		want[e.Model] = (1 + pass[e.Model]) / (2 + pass[e.Model] + fail[e.Model])
+	for i, e := range pol.Estimates(nil) {
+		want[last.Estimates[i].Model] = e.PassProb
 	}
 	return last, want
 }
