@@ -92,6 +92,15 @@ func (f *FlexiFlow) Observe(i int, passed bool, cost float64) {
 	f.dirty = true
 }
 
+// recentStep adds y to a moving average over about the last 1/driftAlpha
+// values that holds n of them (the first value starts it).
+func recentStep(avg, y, n float64) float64 {
+	if n == 0 {
+		return y
+	}
+	return avg + driftAlpha*(y-avg)
+}
+
 // localDrift follows a model's recent pass rate: a moving average over
 // about its last ten attempts, and how many it holds.
 type localDrift struct{ recent, n float64 }
@@ -109,17 +118,13 @@ func (f *FlexiFlow) passDrift(i int, passed bool) {
 	if passed {
 		y = 1
 	}
-	if d.n == 0 {
-		d.recent = y
-	} else {
-		d.recent += driftAlpha * (y - d.recent)
-	}
+	d.recent = recentStep(d.recent, y, d.n)
 	d.n = min(d.n+1, 1/driftAlpha)
 	a := &f.Thompson.arms[i]
 	if d.n < driftRecent || a.pass+a.fail < driftHistory {
 		return
 	}
-	p := (f.cfg.PriorPass + a.pass) / (f.cfg.PriorPass + f.cfg.PriorFail + a.pass + a.fail)
+	p := f.passMean(a)
 	noise := math.Sqrt(math.Max(p*(1-p), 0.01) * driftAlpha / (2 - driftAlpha))
 	if dev := p - d.recent; dev <= driftZ*noise || dev <= f.dcfg.PassDrift {
 		return
@@ -191,12 +196,8 @@ func (f *FlexiFlow) drift(i int, cost float64, delivered bool) {
 		d.dev += driftAlpha * (y - d.dev)
 		d.devSq += driftSlow * (y*y - d.devSq)
 	}
-	if d.recentN == 0 {
-		d.recentCost, d.recentDelivered = cost, del
-	} else {
-		d.recentCost += driftAlpha * (cost - d.recentCost)
-		d.recentDelivered += driftAlpha * (del - d.recentDelivered)
-	}
+	d.recentCost = recentStep(d.recentCost, cost, d.recentN)
+	d.recentDelivered = recentStep(d.recentDelivered, del, d.recentN)
 	d.recentN = min(d.recentN+1, 1/driftAlpha)
 	if d.recentN < driftRecent || d.n < driftHistory {
 		return

@@ -152,6 +152,11 @@ func (t *Thompson) samplePass(a *arm) float64 {
 	return t.beta.Rand()
 }
 
+// passMean is the posterior mean of a model's pass probability.
+func (t *Thompson) passMean(a *arm) float64 {
+	return (t.cfg.PriorPass + a.pass) / (t.cfg.PriorPass + t.cfg.PriorFail + a.pass + a.fail)
+}
+
 // Estimates implements Policy.
 func (t *Thompson) Estimates(dst []Estimate) []Estimate {
 	dst = dst[:0]
@@ -160,7 +165,7 @@ func (t *Thompson) Estimates(dst []Estimate) []Estimate {
 		a := &t.arms[i]
 		m, _ := t.logCostPosterior(a, prior)
 		dst = append(dst, Estimate{
-			PassProb: (t.cfg.PriorPass + a.pass) / (t.cfg.PriorPass + t.cfg.PriorFail + a.pass + a.fail),
+			PassProb: t.passMean(a),
 			Cost:     math.Exp(m) + t.cfg.OverheadMs,
 			Pulls:    a.pass + a.fail,
 		})
