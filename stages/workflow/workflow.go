@@ -701,23 +701,30 @@ func (w *Workflow) SetPolicy(name string) error {
 // own (demo --policy-param, run --policy-param), e.g. overhead_ms=0 to rank
 // on model time alone. Each value must be a number the step's policy takes.
 func (w *Workflow) SetPolicyParams(params map[string]string) error {
-	keys := slices.Sorted(maps.Keys(params))
-	for _, s := range w.Steps {
+	set := bandit.Params{}
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		v, err := strconv.ParseFloat(strings.TrimSpace(params[k]), 64)
+		if err != nil {
+			return fmt.Errorf("--policy-param %s=%s: the value is not a number", k, params[k])
+		}
+		set[k] = v
+	}
+	// Every step is checked before any is changed, so a refused value
+	// leaves the workflow as it was.
+	merged := make([]bandit.Params, len(w.Steps))
+	for i, s := range w.Steps {
 		p := maps.Clone(s.Policy.Params)
 		if p == nil {
 			p = bandit.Params{}
 		}
-		for _, k := range keys {
-			v, err := strconv.ParseFloat(strings.TrimSpace(params[k]), 64)
-			if err != nil {
-				return fmt.Errorf("--policy-param %s=%s: the value is not a number", k, params[k])
-			}
-			p[k] = v
-		}
+		maps.Copy(p, set)
 		if err := bandit.Check(s.Policy.Name, p); err != nil {
 			return fmt.Errorf("--policy-param: step %q (policy %s): %w", s.Name, s.Policy.Name, err)
 		}
-		s.Policy.Params = p
+		merged[i] = p
+	}
+	for i, s := range w.Steps {
+		s.Policy.Params = merged[i]
 	}
 	return nil
 }

@@ -164,6 +164,9 @@ steps:
 	if err := w.SetPolicyParams(map[string]string{"overhead_ms": "0"}); err == nil || !strings.Contains(err.Error(), `step "b" (policy ucb1)`) {
 		t.Fatalf("overhead_ms on ucb1: got %v, want an error naming step b and its policy", err)
 	}
+	if got := w.Steps[0].Policy.Params; len(got) != 1 || got["discount"] != 0.9 {
+		t.Errorf("a refused --policy-param changed step a's parameters to %v", got)
+	}
 	if err := w.SetPolicy("thompson"); err != nil {
 		t.Fatal(err)
 	}
