@@ -22,6 +22,7 @@ import (
 
 	"github.com/flexiflow/flexiflow/bandit"
 	"github.com/flexiflow/flexiflow/schemas"
+	"github.com/flexiflow/flexiflow/stages/workflow"
 	"github.com/flexiflow/flexiflow/stream"
 )
 
@@ -131,13 +132,22 @@ func TestChaos(t *testing.T) {
 	// committed. With the restore off, the gap is 0.28. The clean run's estimates are reported beside
 	// them; they are not compared, because chaos reorders the stream: a
 	// stalled partition's backlog of an earlier phase is served late.
-	for _, step := range []string{"denoise", "classify"} {
-		chaos, cleanRun := stepTraces(t, brokers, name, step), stepTraces(t, brokers, clean, step)
+	spec, err := workflow.Load(wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chaosTraces, cleanTraces := stepTraces(t, brokers, name), stepTraces(t, brokers, clean)
+	for _, st := range spec.Steps {
+		step := st.Name
+		chaos, cleanRun := chaosTraces[step], cleanTraces[step]
 		for _, run := range []struct {
 			name   string
 			traces []*schemas.Trace
 		}{{"chaos", chaos}, {"clean", cleanRun}} {
-			last, want := committedEvidence(t, run.traces)
+			if len(run.traces) == 0 {
+				t.Fatalf("%s run: no committed attempt of step %s", run.name, step)
+			}
+			last, want := committedEvidence(t, run.traces, st.Policy)
 			var line []string
 			for _, e := range last.Estimates {
 				line = append(line, fmt.Sprintf("%s p=%.2f (from its committed attempts %.2f)", e.Model, e.PassProb, want[e.Model]))
@@ -155,32 +165,32 @@ func TestChaos(t *testing.T) {
 	}
 }
 
-// stepTraces are the committed traces of a step's model attempts, in the
-// order they were decided.
-func stepTraces(t *testing.T, brokers, name, step string) []*schemas.Trace {
+// stepTraces are the committed traces of model attempts of a workflow's
+// topics, per step, in the order they were decided (one read of the topic
+// for every step).
+func stepTraces(t *testing.T, brokers, name string) map[string][]*schemas.Trace {
 	t.Helper()
 	tc, err := schemas.NewTraceCodec()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all []*schemas.Trace
+	per := map[string][]*schemas.Trace{}
 	eachCommitted(t, brokers, name+".traces", func(r *kgo.Record) {
-		if tr, err := tc.Decode(r.Value); err == nil && tr.Step == step && tr.Model != "" {
-			all = append(all, tr)
+		if tr, err := tc.Decode(r.Value); err == nil && tr.Model != "" {
+			per[tr.Step] = append(per[tr.Step], tr)
 		}
 	})
-	if len(all) == 0 {
-		t.Fatalf("no committed attempt of step %s of %s", step, name)
+	for _, all := range per {
+		sort.Slice(all, func(i, j int) bool { return all[i].TsUs < all[j].TsUs })
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].TsUs < all[j].TsUs })
-	return all
+	return per
 }
 
 // committedEvidence returns the last decision traced with estimates, and
-// the pass probability per model that a fresh policy of the demo's kind
-// (flexiflow, discount 0.99) gives after observing the attempts decided
+// the pass probability per model that a fresh policy as the step's
+// workflow configures it gives after observing the attempts decided
 // before it, in the order they were decided.
-func committedEvidence(t *testing.T, traces []*schemas.Trace) (*schemas.Trace, map[string]float64) {
+func committedEvidence(t *testing.T, traces []*schemas.Trace, policy workflow.Policy) (*schemas.Trace, map[string]float64) {
 	t.Helper()
 	var last *schemas.Trace
 	for _, tr := range traces {
@@ -195,7 +205,7 @@ func committedEvidence(t *testing.T, traces []*schemas.Trace) (*schemas.Trace, m
 	for i, e := range last.Estimates {
 		index[e.Model] = i
 	}
-	pol, err := bandit.New("flexiflow", len(index), bandit.Params{"discount": 0.99, "overhead_ms": 5}, 1)
+	pol, err := bandit.New(policy.Name, len(index), policy.Params, policy.Seed)
 	if err != nil {
 		t.Fatal(err)
 	}
